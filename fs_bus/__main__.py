@@ -1,0 +1,3 @@
+from fs_bus.cli.main import main
+
+main()

@@ -1,0 +1,118 @@
+"""Artifacts in Kafka: content-addressed chunks on ``<ns>.artifacts``.
+
+An artifact is split into chunks below the broker's message limit, each keyed
+``<sha256>/<index>``. The manifest in the function record holds every chunk's
+partition and offset, so a node seeks straight to them instead of scanning, and
+the sha256 is checked before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Callable
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from fs_bus.control.records import ArtifactKind, ArtifactManifest, ChunkRef
+from fs_bus.errors import ArtifactError, KafkaUnavailable
+from fs_bus.kafka.topics import ARTIFACT_CHUNK_SIZE
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+def chunk_key(sha256: str, index: int) -> bytes:
+    return f"{sha256}/{index}".encode()
+
+
+def split(data: bytes, chunk_size: int = ARTIFACT_CHUNK_SIZE) -> list[bytes]:
+    if not data:
+        return [b""]
+    return [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)]
+
+
+def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
+           progress: Progress | None = None, timeout: float = 60.0) -> ArtifactManifest:
+    """Write the chunks and return their manifest once every chunk is acknowledged."""
+    sha = hashlib.sha256(data).hexdigest()
+    chunks = split(data)
+    refs: list[ChunkRef | None] = [None] * len(chunks)
+    errors: list[str] = []
+    done = 0
+
+    def on_delivery(index: int, size: int):
+        def cb(err: KafkaError | None, msg) -> None:
+            nonlocal done
+            if err is not None:
+                errors.append(f"chunk {index}: {err.str()}")
+                return
+            refs[index] = ChunkRef(msg.partition(), msg.offset(), size)
+            done += size
+            if progress:
+                progress(done, len(data))
+        return cb
+
+    for i, chunk in enumerate(chunks):
+        producer.produce(topic, key=chunk_key(sha, i), value=chunk, on_delivery=on_delivery(i, len(chunk)))
+        producer.poll(0)
+    remaining = producer.flush(timeout)
+    if errors or remaining or any(r is None for r in refs):
+        detail = "; ".join(errors) or f"{remaining} chunks unacknowledged after {timeout:.0f} s"
+        raise KafkaUnavailable(f"uploading artifact {sha[:12]} to {topic!r} failed: {detail}")
+    return ArtifactManifest(sha256=sha, size=len(data), kind=kind, topic=topic, chunks=tuple(r for r in refs if r))
+
+
+def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0) -> bytes:
+    """Read the chunks at their recorded offsets and verify the whole artifact's sha256.
+
+    Chunks are usually contiguous, so one assignment at the first offset reads
+    them all in a single pass; a gap just means seeking on.
+    """
+    parts: list[bytes | None] = [None] * len(manifest.chunks)
+    wanted = {(c.partition, c.offset): i for i, c in enumerate(manifest.chunks)}
+    deadline = time.monotonic() + timeout
+    for i, ref in enumerate(manifest.chunks):
+        if parts[i] is not None:
+            continue
+        consumer.assign([TopicPartition(manifest.topic, ref.partition, ref.offset)])
+        while parts[i] is None:
+            if time.monotonic() > deadline:
+                raise ArtifactError(
+                    f"artifact {manifest.sha256[:12]}: chunk {i} at {manifest.topic}[{ref.partition}]@{ref.offset} "
+                    f"not readable within {timeout:.0f} s (was it deleted?)")
+            for msg in consumer.consume(64, 0.5):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        raise _missing(manifest, i, ref)
+                    continue
+                index = wanted.get((msg.partition(), msg.offset()))
+                if index is None:
+                    if msg.offset() > ref.offset and parts[i] is None:
+                        raise _missing(manifest, i, ref)  # compacted away or tombstoned
+                    continue
+                if msg.key() != chunk_key(manifest.sha256, index) or msg.value() is None:
+                    raise ArtifactError(
+                        f"artifact {manifest.sha256[:12]}: {manifest.topic}[{msg.partition()}]@{msg.offset()} "
+                        f"holds {msg.key()!r}, not chunk {index} (manifest points at the wrong offsets)")
+                parts[index] = msg.value()
+    data = b"".join(p or b"" for p in parts)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != manifest.sha256 or len(data) != manifest.size:
+        raise ArtifactError(
+            f"artifact hash mismatch: manifest says sha256 {manifest.sha256} ({manifest.size} bytes), "
+            f"chunks give {digest} ({len(data)} bytes); refusing to run it")
+    return data
+
+
+def _missing(manifest: ArtifactManifest, index: int, ref: ChunkRef) -> ArtifactError:
+    return ArtifactError(
+        f"artifact {manifest.sha256[:12]}: chunk {index} is missing at "
+        f"{manifest.topic}[{ref.partition}]@{ref.offset}; recreate the function to upload it again")
+
+
+def tombstone(producer: Producer, manifest: ArtifactManifest) -> None:
+    """Let the cleaner reclaim an artifact no function references any more."""
+    for i in range(len(manifest.chunks)):
+        producer.produce(manifest.topic, key=chunk_key(manifest.sha256, i), value=None)
+    producer.flush(30)

@@ -1,0 +1,184 @@
+"""The ``fs-bus`` command.
+
+Exit codes (scripts may rely on them):
+  0  success
+  1  a statement or operation failed (function not found, invalid config, FAILED, ...)
+  2  usage error or SQL syntax error
+  3  Kafka cannot be reached
+  4  the change is durable but the nodes did not confirm it in time (or none is alive)
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from fs_bus import __version__
+from fs_bus.errors import FsBusError, KafkaUnavailable, SqlSyntaxError, WaitTimeout
+from fs_bus.kafka.settings import ENV_BOOTSTRAP, ENV_NAMESPACE
+
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 2, 3, 4
+
+err_console = Console(stderr=True)
+
+
+def exit_code(exc: FsBusError) -> int:
+    if isinstance(exc, SqlSyntaxError):
+        return EXIT_USAGE
+    if isinstance(exc, KafkaUnavailable):
+        return EXIT_UNREACHABLE
+    if isinstance(exc, WaitTimeout):
+        return EXIT_TIMEOUT
+    return EXIT_FAILED
+
+
+def kafka_options(f):
+    f = click.option("--namespace", envvar=ENV_NAMESPACE, default="fs-bus", show_default=True,
+                     help=f"Topic prefix of this fs-bus cluster [env {ENV_NAMESPACE}].")(f)
+    f = click.option("--bootstrap-servers", "-b", envvar=ENV_BOOTSTRAP, default="127.0.0.1:9092",
+                     show_default=True, help=f"Kafka bootstrap servers [env {ENV_BOOTSTRAP}].")(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fs-bus")
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def cli(log_level: str) -> None:
+    """fs-bus: run stream-processing functions over Kafka, controlled through Kafka."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@kafka_options
+@click.option("--node-id", default=None, help="Stable name of this node (default: the host name). "
+              "Give each node on one host its own.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Artifact and compiled-component cache [default: $FS_BUS_CACHE_DIR or ~/.cache/fs-bus].")
+@click.option("--heartbeat-interval", type=float, default=2.0, show_default=True, help="Seconds between heartbeats.")
+def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir: Path | None,
+         heartbeat_interval: float) -> None:
+    """Run a node: follow the control topic and run the functions it describes."""
+    from fs_bus.kafka.settings import KafkaSettings
+    from fs_bus.node.node import Node, NodeOptions
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        n = Node(KafkaSettings.resolve(bootstrap_servers),
+                 NodeOptions(node_id=node_id or "", namespace=namespace, cache_dir=cache_dir,
+                             heartbeat_interval_s=heartbeat_interval))
+        n.run(stop)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(exit_code(exc))
+
+
+@cli.command()
+@kafka_options
+@click.option("-e", "--execute", "text", default=None, help="Run these statements and exit.")
+@click.option("-f", "--file", "file", type=click.File("r"), default=None, help="Run the statements in FILE and exit.")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for the nodes to confirm each change.")
+@click.option("--no-wait", is_flag=True, help="Return once each change is durable, without waiting for nodes.")
+def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool) -> None:
+    """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS.
+
+    Without -e or -f, starts an interactive shell with history.
+    """
+    from fs_bus.client import FsClient
+    from fs_bus.sql.runner import SqlRunner
+
+    if text is not None and file is not None:
+        raise click.UsageError("give either -e or -f, not both")
+    # Piped output keeps one line per function, whatever the terminal's width.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
+        runner = SqlRunner(client, console, wait=not no_wait, timeout=timeout)
+        if text is None and file is None:
+            from fs_bus.cli.repl import repl
+            repl(runner)
+            return
+        script = text if text is not None else file.read()
+        sys.exit(run_script(runner, script))
+
+
+def run_script(runner, script: str) -> int:
+    """Run every statement; stop at the first failure and return its exit code."""
+    from fs_bus.sql.parser import parse
+
+    try:
+        statements = parse(script)
+    except SqlSyntaxError as exc:
+        err_console.print(f"[red]{exc}[/]", highlight=False)
+        return EXIT_USAGE
+    for stmt in statements:
+        try:
+            runner.run(stmt)
+        except FsBusError as exc:
+            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+            return exit_code(exc)
+        except FileNotFoundError as exc:
+            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+            return EXIT_FAILED
+    return 0
+
+
+@cli.group()
+def local() -> None:
+    """A local Kafka broker (KRaft) and one node, for development."""
+
+
+@local.command("up")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None,
+              help="Where logs and data live [default: $FS_BUS_LOCAL_DIR or ~/.fs-bus/local].")
+@click.option("--port", type=int, default=9092, show_default=True, help="The broker's port on 127.0.0.1.")
+@click.option("--namespace", default="fs-bus", show_default=True)
+@click.option("--no-node", is_flag=True, help="Start only the broker.")
+def local_up(directory: Path | None, port: int, namespace: str, no_node: bool) -> None:
+    """Start a local broker and a node in the background (idempotent)."""
+    from fs_bus.local import cluster
+
+    try:
+        cluster.up(cluster.local_dir(directory), port=port, namespace=namespace, with_node=not no_node,
+                   say=lambda m: err_console.print(m, highlight=False))
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_FAILED)
+
+
+@local.command("down")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+@click.option("--purge", is_flag=True, help="Also delete the broker's data and logs.")
+def local_down(directory: Path | None, purge: bool) -> None:
+    """Stop the local node and broker."""
+    from fs_bus.local import cluster
+
+    cluster.down(cluster.local_dir(directory), purge=purge, say=lambda m: err_console.print(m, highlight=False))
+
+
+@local.command("status")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+def local_status(directory: Path | None) -> None:
+    """Show whether the local broker and node run. Exit 0 if both run, 1 otherwise."""
+    from fs_bus.local import cluster
+
+    ok = cluster.status(cluster.local_dir(directory), say=lambda m: Console().print(m, highlight=False))
+    sys.exit(0 if ok else 1)
+
+
+def main() -> None:
+    cli(prog_name="fs-bus")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+"""The thin Python client: ``from fs_bus.client import FsClient``."""
+
+from fs_bus.client.client import FsClient
+from fs_bus.client.models import FunctionInfo, NodeInfo, ShowFunctionsResult
+from fs_bus.errors import (
+    FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, InvalidConfig,
+    KafkaUnavailable, NoLiveNodes, WaitTimeout,
+)
+
+__all__ = [
+    "FsClient", "FunctionInfo", "NodeInfo", "ShowFunctionsResult", "FsBusError", "FunctionAlreadyExists",
+    "FunctionFailed", "FunctionNotFound", "InvalidArtifact", "InvalidConfig", "KafkaUnavailable",
+    "NoLiveNodes", "WaitTimeout",
+]

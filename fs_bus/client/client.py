@@ -1,0 +1,295 @@
+"""The thin Python client: writes function records to the control topic and waits
+for the nodes to report that they acted. It needs no wasmtime.
+
+Every call reads the control log to its end first (it is compacted and small), so
+it knows what exists and which revision comes next. Each call returns True once
+its record is durable (acks=all) and every live node reports the new state, or
+once durable with ``wait=False``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import hashlib
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+from fs_bus.artifacts import store as artifact_store
+from fs_bus.config.model import TaskType
+from fs_bus.config.validate import parse_config
+from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
+from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
+from fs_bus.client.models import FunctionInfo, NodeInfo, ShowFunctionsResult
+from fs_bus.errors import (
+    FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, NoLiveNodes, WaitTimeout,
+)
+from fs_bus.kafka import clients
+from fs_bus.kafka.log import TopicReader
+from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
+from fs_bus.kafka.topics import Topics, ensure_topics
+from fs_bus.status import records as status
+from fs_bus.status.records import ObservedState, StatusTable
+
+WASM_MAGIC = b"\x00asm"
+COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
+Progress = Callable[[int, int], None]
+
+
+def check_component(data: bytes, what: str = "function") -> None:
+    """Refuse what is not a WebAssembly component before it is uploaded."""
+    if data[:4] != WASM_MAGIC:
+        raise InvalidArtifact(f"{what} is not WebAssembly (no \\0asm header); a processor needs a .wasm component")
+    if data[4:8] != COMPONENT_LAYER:
+        raise InvalidArtifact(
+            f"{what} is a core WebAssembly module, not a component; build it for the component model "
+            "(e.g. `wasm-tools component new core.wasm -o component.wasm`)")
+
+
+class FsClient:
+    """Manage functions on an fs-bus cluster through its Kafka cluster.
+
+    ``FsClient(bootstrap_servers="127.0.0.1:9092")``, or ``FsClient(host=..., port=...)``
+    as with the reference client (the address is Kafka's). Use it as a context manager.
+    """
+
+    DEFAULT_TIMEOUT = 30.0
+
+    def __init__(self, bootstrap_servers: str | None = None, *, host: str | None = None, port: int | None = None,
+                 namespace: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 kafka_config: Mapping[str, str] | None = None, progress: Progress | None = None):
+        if bootstrap_servers is None and host is not None:
+            bootstrap_servers = f"{host}:{port or 9092}"
+        self.settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
+        self.namespace = resolve_namespace(namespace)
+        self.topics = Topics(self.namespace)
+        self.default_timeout = timeout
+        self.progress = progress
+        self._producer = None
+        self._topics_checked = False
+        self.user = f"{getpass.getuser()}@{socket.gethostname()}"
+
+    # --- context management ---
+
+    def __enter__(self) -> FsClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
+
+    # --- lifecycle calls ---
+
+    def create_function_from_files(self, function_path: str | Path, config_path: str | Path, *,
+                                   wait: bool = True, timeout: float | None = None) -> bool:
+        f, c = Path(function_path), Path(config_path)
+        for p, what in ((f, "function file"), (c, "config file")):
+            if not p.is_file():
+                raise FileNotFoundError(f"{what} not found: {p}")
+        return self.create_function_from_bytes(f.read_bytes(), c.read_bytes(), wait=wait, timeout=timeout,
+                                               source=str(f))
+
+    def create_function_from_bytes(self, function_bytes: bytes, config_content: str | bytes, *,
+                                   wait: bool = True, timeout: float | None = None, source: str = "function") -> bool:
+        if not isinstance(config_content, (str, bytes)):
+            raise TypeError(f"config_content must be str or bytes, not {type(config_content).__name__}")
+        looks_wasm = bytes(function_bytes[:4]) == WASM_MAGIC
+        config = parse_config(config_content, default_type=TaskType.PROCESSOR if looks_wasm else None)
+        if config.type is TaskType.PROCESSOR:
+            check_component(bytes(function_bytes), source)
+            kind = ArtifactKind.WASM_COMPONENT
+        else:
+            raise InvalidArtifact(
+                f"function {config.name!r} has type 'python'; register Python functions with "
+                "create_python_function (a .wasm file needs type: processor)")
+        text = config_content.decode() if isinstance(config_content, bytes) else config_content
+        state = self._read_control()
+        if config.name in state.table:
+            raise FunctionAlreadyExists(config.name)
+        manifest = self._upload(bytes(function_bytes), kind, state)
+        record = FunctionRecord(
+            name=config.name, task_type=config.type.value, config_yaml=text, artifact=manifest,
+            desired_state=DesiredState.RUNNING, revision=state.max_revision.get(config.name, 0) + 1,
+            updated_at=_now_ms(), updated_by=self.user)
+        write_record(self._producer_(), self.topics.control, record)
+        if wait:
+            self._await_state(record, ObservedState.RUNNING, timeout)
+        return True
+
+    def start_function(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
+        return self._set_state(name, DesiredState.RUNNING, wait, timeout)
+
+    def stop_function(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
+        return self._set_state(name, DesiredState.STOPPED, wait, timeout)
+
+    def drop_function(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
+        state = self._read_control()
+        record = state.table.get(name)
+        if record is None:
+            raise FunctionNotFound(name)
+        write_tombstone(self._producer_(), self.topics.control, name)
+        # The artifact goes too when no other function uses the same bytes.
+        others = {r.artifact.sha256 for n, r in state.table.functions.items() if n != name}
+        if record.artifact.sha256 not in others:
+            artifact_store.tombstone(self._producer_(), record.artifact)
+        if wait:
+            self._await(name, lambda st: st is None, "dropped", timeout, record.revision)
+        return True
+
+    def show_functions(self, filter_pattern: str | None = None, timeout: float | None = None) -> ShowFunctionsResult:
+        state = self._read_control()
+        table = self._read_status()
+        now = _now_ms()
+        live = table.live_nodes(now)
+        infos = []
+        for name in sorted(state.table.functions):
+            if filter_pattern and not fnmatch.fnmatchcase(name, filter_pattern):
+                continue
+            rec = state.table.functions[name]
+            infos.append(_function_info(rec, table.of_function(name), live))
+        nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
+                 for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
+        return ShowFunctionsResult(functions=infos, nodes=nodes)
+
+    def get_function(self, name: str) -> FunctionInfo:
+        for info in self.show_functions().functions:
+            if info.name == name:
+                return info
+        raise FunctionNotFound(name)
+
+    # --- internals ---
+
+    def _set_state(self, name: str, desired: DesiredState, wait: bool, timeout: float | None) -> bool:
+        state = self._read_control()
+        current = state.table.get(name)
+        if current is None:
+            raise FunctionNotFound(name)
+        # Idempotent: asking for the state it already has writes nothing new.
+        record = current
+        if current.desired_state is not desired:
+            record = current.with_state(desired, updated_at=_now_ms(), updated_by=self.user)
+            write_record(self._producer_(), self.topics.control, record)
+        if wait:
+            self._await_state(record, ObservedState(desired.value), timeout)
+        return True
+
+    def _producer_(self):
+        if self._producer is None:
+            self._ensure_topics()
+            self._producer = clients.producer(self.settings, "client")
+        return self._producer
+
+    def _ensure_topics(self) -> None:
+        if not self._topics_checked:
+            admin = clients.admin(self.settings)
+            clients.check_reachable(admin, self.settings.bootstrap_servers)
+            ensure_topics(admin, self.topics)
+            self._topics_checked = True
+
+    def _reader(self, topic: str) -> TopicReader:
+        self._ensure_topics()
+        return TopicReader(clients.consumer(self.settings, "client"), topic)
+
+    def _read_control(self) -> ControlState:
+        reader = self._reader(self.topics.control)
+        try:
+            return read_control(reader)
+        finally:
+            reader.close()
+
+    def _read_status(self) -> StatusTable:
+        reader = self._reader(self.topics.status)
+        holder = [StatusTable()]
+        try:
+            reader.read_to_end(lambda m: _fold_status(holder, m))
+        finally:
+            reader.close()
+        return holder[0]
+
+    def _upload(self, data: bytes, kind: ArtifactKind, state: ControlState) -> ArtifactManifest:
+        sha = hashlib.sha256(data).hexdigest()
+        for rec in state.table.functions.values():
+            if rec.artifact.sha256 == sha and rec.artifact.kind is kind:
+                return rec.artifact  # content-addressed: the same bytes are already there
+        return artifact_store.upload(self._producer_(), self.topics.artifacts, data, kind, self.progress)
+
+    def _await_state(self, record: FunctionRecord, want: ObservedState, timeout: float | None) -> None:
+        def done(st: status.FunctionStatus | None) -> bool:
+            return st is not None and st.revision >= record.revision and st.state in (want, ObservedState.FAILED)
+        self._await(record.name, done, want.value, timeout, record.revision)
+
+    def _await(self, name: str, done: Callable[[status.FunctionStatus | None], bool], what: str,
+               timeout: float | None, revision: int) -> None:
+        """Follow the status topic until every live node's status for ``name`` satisfies ``done``."""
+        deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
+        reader = self._reader(self.topics.status)
+        holder = [StatusTable()]
+        try:
+            reader.read_to_end(lambda m: _fold_status(holder, m))
+            while True:
+                table = holder[0]
+                live = table.live_nodes(_now_ms())
+                if not live:
+                    raise NoLiveNodes(
+                        f"function {name!r}: the record is durable (revision {revision}), but no fs-bus node is "
+                        f"alive in namespace {self.namespace!r} to act on it; start one with `fs-bus node` "
+                        f"(or `fs-bus local up`)")
+                statuses = table.of_function(name)
+                answered = {n: statuses.get(n) for n in live if done(statuses.get(n))}
+                if len(answered) == len(live):
+                    failed = {n: (st.error or "failed") for n, st in answered.items()
+                              if st is not None and st.state is ObservedState.FAILED}
+                    if failed:
+                        raise FunctionFailed(name, failed)
+                    return
+                if time.monotonic() > deadline:
+                    missing = sorted(set(live) - set(answered))
+                    raise WaitTimeout(
+                        f"function {name!r}: the record is durable (revision {revision}), but only "
+                        f"{len(answered)} of {len(live)} live node(s) reported {what} in time; waiting on "
+                        f"{', '.join(missing)}", answered=len(answered), alive=len(live))
+                for m in reader.poll(0.2):
+                    _fold_status(holder, m)
+        finally:
+            reader.close()
+
+
+def _fold_status(holder: list[StatusTable], msg) -> None:
+    try:
+        holder[0] = status.apply(holder[0], msg.key(), msg.value())
+    except Exception:  # noqa: BLE001 - a bad status record is skipped, as on the node
+        pass
+
+
+def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatus],
+                   live: Mapping[str, status.NodeHeartbeat]) -> FunctionInfo:
+    current = {n: st for n, st in statuses.items() if n in live and st.revision >= rec.revision}
+    states = {st.state for st in current.values()}
+    if ObservedState.FAILED in states:
+        observed = ObservedState.FAILED.value
+    elif ObservedState.RUNNING in states:
+        observed = ObservedState.RUNNING.value
+    elif ObservedState.STARTING in states:
+        observed = ObservedState.STARTING.value
+    elif states == {ObservedState.STOPPED}:
+        observed = ObservedState.STOPPED.value
+    else:
+        observed = "PENDING"  # no live node has acted on this revision yet
+    errors = [f"{n}: {st.error}" for n, st in sorted(current.items()) if st.error]
+    return FunctionInfo(
+        name=rec.name, task_type=rec.task_type, status=observed, desired=rec.desired_state.value,
+        revision=rec.revision,
+        nodes=tuple(sorted(n for n, st in current.items() if st.state is ObservedState.RUNNING)),
+        partitions={n: st.partitions for n, st in sorted(current.items()) if st.partitions},
+        error="; ".join(errors) or None, artifact_sha256=rec.artifact.sha256,
+        updated_at=rec.updated_at, updated_by=rec.updated_by)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,94 @@
+"""The function configuration, as plain frozen dataclasses.
+
+The YAML follows the reference project's configs (``input-groups``, ``outputs``,
+``init_config``, ...) so that configs written for it run here unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TaskType(str, enum.Enum):
+    PROCESSOR = "processor"  # a WebAssembly component of the functionstream:core processor world
+    PYTHON = "python"  # a Python class (FSProcessorDriver)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRuntime:
+    """Per input/output tuning keys of the reference configs, given a meaning here.
+
+    ``batch_consume_size`` records are taken from the consumer per poll;
+    ``poll_timeout_ms`` is how long one poll may wait; ``channel_capacity`` bounds
+    the records buffered between consumer, function and producer (the producer's
+    queue); ``sleep_when_full_ms`` is the back-off when that buffer is full.
+    """
+
+    channel_capacity: int = 10_000
+    batch_consume_size: int = 500
+    poll_timeout_ms: int = 100
+    sleep_when_full_ms: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaInput:
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    partition: int | None = None  # only this partition of the topic is processed
+    properties: dict[str, str] = field(default_factory=dict)  # passed to the consumer as is
+    runtime: ChannelRuntime = ChannelRuntime()
+
+
+@dataclass(frozen=True, slots=True)
+class InputGroup:
+    inputs: tuple[KafkaInput, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaOutput:
+    bootstrap_servers: str
+    topic: str
+    partition: int | None = None  # None: the producer's partitioner (by key) decides
+    properties: dict[str, str] = field(default_factory=dict)  # passed to the producer as is
+    runtime: ChannelRuntime = ChannelRuntime()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorRuntime:
+    """``processor-runtime`` keys. ``max_batch_size`` records are processed between
+    two flush-and-commit points; ``control_timeout_ms`` bounds one call into user
+    code (its time budget); the idle keys are accepted for compatibility."""
+
+    max_batch_size: int = 1000
+    max_idle_count: int = 10_000
+    idle_sleep_ms: int = 500
+    control_timeout_ms: int = 5000
+    control_max_retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    name: str
+    type: TaskType
+    input_groups: tuple[InputGroup, ...]
+    outputs: tuple[KafkaOutput, ...]
+    init_config: dict[str, str] = field(default_factory=dict)
+    input_selector: str = "round-robin"
+    runtime: ChannelRuntime = ChannelRuntime()
+    processor_runtime: ProcessorRuntime = ProcessorRuntime()
+    use_builtin_event_serialization: bool = False
+    enable_checkpoint: bool = False
+    checkpoint_interval_seconds: int = 1
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def inputs(self) -> tuple[KafkaInput, ...]:
+        return tuple(i for g in self.input_groups for i in g.inputs)
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group all of this function's instances join."""
+        return self.inputs[0].group_id

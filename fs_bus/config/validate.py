@@ -1,0 +1,294 @@
+"""Parse and validate a function's YAML config. Pure: text in, ``FunctionConfig`` out.
+
+Every error is an ``InvalidConfig`` whose ``field`` is the dotted path of the
+offending key (``input-groups[0].inputs[1].topic``); an unknown key suggests the
+nearest known one. The client validates before writing anything, and the node
+validates again, since anyone can write to the control topic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Callable, TypeVar
+
+import yaml
+
+from fs_bus.config.model import (
+    ChannelRuntime, FunctionConfig, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
+)
+from fs_bus.errors import InvalidConfig
+
+T = TypeVar("T")
+
+# A function name becomes a Kafka record key, a status key and a SQL identifier.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+INPUT_SELECTORS = ("round-robin", "sequential")
+
+_CHANNEL_KEYS = {
+    "channel-capacity": "channel_capacity",
+    "batch-consume-size": "batch_consume_size",
+    "poll-timeout-ms": "poll_timeout_ms",
+    "sleep-when-full-ms": "sleep_when_full_ms",
+}
+_PROCESSOR_RUNTIME_KEYS = {
+    "max-batch-size": "max_batch_size",
+    "max-idle-count": "max_idle_count",
+    "idle-sleep-ms": "idle_sleep_ms",
+    "control-timeout-ms": "control_timeout_ms",
+    "control-max-retries": "control_max_retries",
+}
+_TOP_KEYS = (
+    "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
+    "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
+    "checkpoint_interval_seconds",
+)
+_INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
+_OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
+
+
+def parse_config(text: str | bytes, *, default_type: TaskType | None = None) -> FunctionConfig:
+    """Parse YAML text into a validated config.
+
+    ``default_type`` fills a missing ``type`` (the client knows it from the
+    artifact: a ``.wasm`` is a processor).
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidConfig(f"config is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InvalidConfig(f"config is not valid YAML{where}: {problem}") from None
+    return validate_config(data, default_type=default_type)
+
+
+def validate_config(data: Any, *, default_type: TaskType | None = None) -> FunctionConfig:
+    top = _mapping(data, "config")
+    _known_keys(top, _TOP_KEYS, "")
+    name = _string(top, "name", "")
+    if not NAME_RE.match(name):
+        raise InvalidConfig(
+            "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (at most 200)",
+            "name")
+    type_ = _task_type(top.get("type"), default_type)
+    groups_raw = _list(top, "input-groups", "", required=True)
+    groups = tuple(_input_group(g, f"input-groups[{i}]") for i, g in enumerate(groups_raw))
+    outputs_raw = _list(top, "outputs", "", required=True)
+    outputs = tuple(_output(o, f"outputs[{i}]") for i, o in enumerate(outputs_raw))
+    group_ids = {i.group_id for g in groups for i in g.inputs}
+    if len(group_ids) > 1:
+        raise InvalidConfig(
+            f"all inputs of a function join one consumer group, found several: {sorted(group_ids)}",
+            "input-groups[].inputs[].group_id")
+    selector = _optional(top, "input-selector", "", str, "a string", "round-robin")
+    if selector not in INPUT_SELECTORS:
+        raise InvalidConfig(f"must be one of {', '.join(INPUT_SELECTORS)}, not {selector!r}", "input-selector")
+    interval = _optional(top, "checkpoint_interval_seconds", "", int, "an integer", 1)
+    if interval < 1:
+        raise InvalidConfig("must be at least 1", "checkpoint_interval_seconds")
+    return FunctionConfig(
+        name=name,
+        type=type_,
+        input_groups=groups,
+        outputs=outputs,
+        init_config=_init_config(top.get("init_config")),
+        input_selector=selector,
+        runtime=_channel_runtime(top.get("runtime"), "runtime"),
+        processor_runtime=_processor_runtime(top.get("processor-runtime")),
+        use_builtin_event_serialization=_optional(top, "use_builtin_event_serialization", "", bool, "true or false", False),
+        enable_checkpoint=_optional(top, "enable_checkpoint", "", bool, "true or false", False),
+        checkpoint_interval_seconds=interval,
+        raw=top,
+    )
+
+
+# --- pieces -----------------------------------------------------------------
+
+
+def _input_group(raw: Any, path: str) -> InputGroup:
+    group = _mapping(raw, path)
+    _known_keys(group, ("inputs",), path)
+    inputs = _list(group, "inputs", path, required=True)
+    return InputGroup(tuple(_input(x, f"{path}.inputs[{i}]") for i, x in enumerate(inputs)))
+
+
+def _input(raw: Any, path: str) -> KafkaInput:
+    m = _mapping(raw, path)
+    _endpoint_type(m, "input-type", path)
+    props = _known_keys(m, _INPUT_KEYS, path, passthrough=True)
+    return KafkaInput(
+        bootstrap_servers=_string(m, "bootstrap_servers", path),
+        topic=_topic(m, path),
+        group_id=_string(m, "group_id", path),
+        partition=_partition(m, path),
+        properties=props,
+        runtime=_channel_runtime(m.get("runtime"), f"{path}.runtime"),
+    )
+
+
+def _output(raw: Any, path: str) -> KafkaOutput:
+    m = _mapping(raw, path)
+    _endpoint_type(m, "output-type", path)
+    props = _known_keys(m, _OUTPUT_KEYS, path, passthrough=True)
+    return KafkaOutput(
+        bootstrap_servers=_string(m, "bootstrap_servers", path),
+        topic=_topic(m, path),
+        partition=_partition(m, path),
+        properties=props,
+        runtime=_channel_runtime(m.get("runtime"), f"{path}.runtime"),
+    )
+
+
+def _endpoint_type(m: dict[str, Any], key: str, path: str) -> None:
+    value = m.get(key, "kafka")
+    if value != "kafka":
+        raise InvalidConfig(f"only 'kafka' is supported, not {value!r}", _join(path, key))
+
+
+def _topic(m: dict[str, Any], path: str) -> str:
+    topic = _string(m, "topic", path)
+    if not re.match(r"^[A-Za-z0-9._-]{1,249}$", topic) or topic in (".", ".."):
+        raise InvalidConfig(f"{topic!r} is not a legal Kafka topic name (letters, digits, '.', '_', '-')",
+                            _join(path, "topic"))
+    return topic
+
+
+def _partition(m: dict[str, Any], path: str) -> int | None:
+    value = _optional(m, "partition", path, int, "an integer", None)
+    if value is not None and value < 0:
+        raise InvalidConfig("must be 0 or more", _join(path, "partition"))
+    return value
+
+
+def _task_type(value: Any, default: TaskType | None) -> TaskType:
+    if value is None:
+        if default is None:
+            raise InvalidConfig("is required: processor (a WebAssembly component) or python", "type")
+        return default
+    try:
+        return TaskType(value)
+    except ValueError:
+        raise InvalidConfig(f"must be 'processor' or 'python', not {value!r}", "type") from None
+
+
+def _init_config(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    m = _mapping(value, "init_config")
+    out: dict[str, str] = {}
+    for k, v in m.items():
+        if isinstance(v, (dict, list)):
+            raise InvalidConfig("values must be scalars (they reach fs-init as strings)", f"init_config.{k}")
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        out[str(k)] = "" if v is None else str(v)
+    return out
+
+
+def _channel_runtime(value: Any, path: str) -> ChannelRuntime:
+    return ChannelRuntime(**_int_section(value, path, _CHANNEL_KEYS))
+
+
+def _processor_runtime(value: Any) -> ProcessorRuntime:
+    return ProcessorRuntime(**_int_section(value, "processor-runtime", _PROCESSOR_RUNTIME_KEYS))
+
+
+def _int_section(value: Any, path: str, keys: dict[str, str]) -> dict[str, int]:
+    if value is None:
+        return {}
+    m = _mapping(value, path)
+    _known_keys(m, tuple(keys), path)
+    out = {}
+    for key, attr in keys.items():
+        if key in m:
+            v = m[key]
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InvalidConfig(f"must be a non-negative integer, not {v!r}", _join(path, key))
+            out[attr] = v
+    return out
+
+
+# --- primitives ---------------------------------------------------------------
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _mapping(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidConfig(f"must be a mapping, not {_kind(value)}", path)
+    for k in value:
+        if not isinstance(k, str):
+            raise InvalidConfig(f"keys must be strings, found {k!r}", path)
+    return value
+
+
+def _list(m: dict[str, Any], key: str, path: str, *, required: bool) -> list[Any]:
+    value = m.get(key)
+    if value is None:
+        if required:
+            raise InvalidConfig("is required and must be a non-empty list", _join(path, key))
+        return []
+    if not isinstance(value, list) or (required and not value):
+        raise InvalidConfig(f"must be a non-empty list, not {_kind(value)}", _join(path, key))
+    return value
+
+
+def _string(m: dict[str, Any], key: str, path: str) -> str:
+    value = m.get(key)
+    if value is None:
+        raise InvalidConfig("is required", _join(path, key))
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidConfig(f"must be a non-empty string, not {_kind(value)}", _join(path, key))
+    return value
+
+
+def _optional(m: dict[str, Any], key: str, path: str, type_: type[T], what: str, default: T) -> T:
+    if key not in m or m[key] is None:
+        return default
+    value = m[key]
+    if not isinstance(value, type_) or (type_ is int and isinstance(value, bool)):
+        raise InvalidConfig(f"must be {what}, not {_kind(value)}", _join(path, key))
+    return value
+
+
+def _known_keys(m: dict[str, Any], known: tuple[str, ...], path: str, *, passthrough: bool = False) -> dict[str, str]:
+    """Refuse unknown keys, suggesting the nearest known one.
+
+    With ``passthrough``, dotted keys (``auto.offset.reset``) are Kafka client
+    properties: they are returned as strings for the consumer or producer.
+    """
+    props: dict[str, str] = {}
+    for key, value in m.items():
+        if key in known:
+            continue
+        if passthrough and "." in key:
+            if isinstance(value, (dict, list)) or value is None:
+                raise InvalidConfig(f"a Kafka client property must be a scalar, not {_kind(value)}", _join(path, key))
+            props[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+        if passthrough and not close:
+            hint += " (dotted keys such as auto.offset.reset go to the Kafka client)"
+        raise InvalidConfig(f"unknown key{hint}", _join(path, key))
+    return props
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {value}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"a {type(value).__name__}"

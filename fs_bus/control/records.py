@@ -1,0 +1,117 @@
+"""The function record: the whole desired state of one function.
+
+It is written whole every time (create, start, stop) because the control topic is
+compacted: the cleaner keeps only the newest record per key, so a bare "START f"
+would erase the "CREATE f" before it. DROP is a tombstone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from fs_bus.control import codec
+from fs_bus.errors import DecodeError
+
+
+class DesiredState(str, enum.Enum):
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+
+
+class ArtifactKind(str, enum.Enum):
+    WASM_COMPONENT = "wasm-component"
+    PYTHON_MODULES = "python-modules"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    partition: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactManifest:
+    """Where an artifact's chunks are, so a node can seek straight to them."""
+
+    sha256: str
+    size: int
+    kind: ArtifactKind
+    topic: str
+    chunks: tuple[ChunkRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRecord:
+    name: str
+    task_type: str
+    config_yaml: str
+    artifact: ArtifactManifest
+    desired_state: DesiredState
+    revision: int
+    updated_at: int  # epoch milliseconds
+    updated_by: str = ""
+
+    def with_state(self, state: DesiredState, *, updated_at: int, updated_by: str) -> FunctionRecord:
+        return replace(self, desired_state=state, revision=self.revision + 1,
+                       updated_at=updated_at, updated_by=updated_by)
+
+    @property
+    def spec_key(self) -> tuple[str, str]:
+        """What an instance is built from: a change here means a restart, not a resume."""
+        return (self.artifact.sha256, self.config_yaml)
+
+
+def _millis(value: Any) -> int:
+    # fastavro hands timestamp-millis back as an aware datetime.
+    if isinstance(value, datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def encode_function(record: FunctionRecord) -> bytes:
+    a = record.artifact
+    return codec.encode("FunctionRecord", {
+        "name": record.name,
+        "task_type": record.task_type,
+        "config_yaml": record.config_yaml,
+        "artifact": {
+            "sha256": a.sha256, "size": a.size, "kind": a.kind.value, "topic": a.topic,
+            "chunks": [{"partition": c.partition, "offset": c.offset, "size": c.size} for c in a.chunks],
+        },
+        "desired_state": record.desired_state.value,
+        "revision": record.revision,
+        "updated_at": record.updated_at,
+        "updated_by": record.updated_by,
+    })
+
+
+def function_from_datum(d: dict[str, Any]) -> FunctionRecord:
+    a = d["artifact"]
+    try:
+        kind = ArtifactKind(a["kind"])
+    except ValueError:
+        raise DecodeError(f"function {d['name']!r}: unknown artifact kind {a['kind']!r}") from None
+    return FunctionRecord(
+        name=d["name"],
+        task_type=d["task_type"],
+        config_yaml=d["config_yaml"],
+        artifact=ArtifactManifest(
+            sha256=a["sha256"], size=a["size"], kind=kind, topic=a["topic"],
+            chunks=tuple(ChunkRef(c["partition"], c["offset"], c["size"]) for c in a["chunks"]),
+        ),
+        desired_state=DesiredState(d["desired_state"]),
+        revision=d["revision"],
+        updated_at=_millis(d["updated_at"]),
+        updated_by=d["updated_by"],
+    )
+
+
+def decode_function(value: bytes) -> FunctionRecord:
+    name, datum = codec.decode(value)
+    if name != "FunctionRecord":
+        raise DecodeError(f"expected a FunctionRecord on the control topic, found a {name}")
+    return function_from_datum(datum)

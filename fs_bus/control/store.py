@@ -1,0 +1,69 @@
+"""The control log on Kafka: read it whole into a ``DesiredTable``, write records durably.
+
+Shared by the client (which reads, then writes one record) and the node (which
+follows it forever). Bad records are reported with their coordinates and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from confluent_kafka import Message, Producer
+
+from fs_bus.control import table as desired
+from fs_bus.control.records import FunctionRecord, encode_function
+from fs_bus.control.table import DesiredTable, Rejected
+from fs_bus.errors import DecodeError, KafkaUnavailable
+from fs_bus.kafka.log import TopicReader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ControlState:
+    """The table folded so far, plus what a client needs beyond it."""
+
+    table: DesiredTable = field(default_factory=DesiredTable)
+    # Highest revision ever seen per name, tombstoned ones included, so a function
+    # created again after DROP gets a revision its old status records never had.
+    max_revision: dict[str, int] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def fold(self, msg: Message) -> Rejected | None:
+        try:
+            self.table = desired.apply(self.table, msg.key(), msg.value())
+        except DecodeError as exc:
+            rej = Rejected(msg.topic(), msg.partition(), msg.offset(),
+                           (msg.key() or b"").decode("utf-8", "replace"), str(exc))
+            self.rejected.append(rej)
+            return rej
+        if msg.value() is not None:
+            rec = self.table.get(msg.key().decode())
+            if rec is not None:
+                self.max_revision[rec.name] = max(self.max_revision.get(rec.name, 0), rec.revision)
+        return None
+
+
+def read_control(reader: TopicReader, timeout: float = 30.0) -> ControlState:
+    state = ControlState()
+    reader.read_to_end(state.fold, timeout)
+    return state
+
+
+def write_record(producer: Producer, topic: str, record: FunctionRecord, timeout: float = 30.0) -> None:
+    _produce_durably(producer, topic, record.name.encode(), encode_function(record), timeout)
+
+
+def write_tombstone(producer: Producer, topic: str, name: str, timeout: float = 30.0) -> None:
+    _produce_durably(producer, topic, name.encode(), None, timeout)
+
+
+def _produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | None, timeout: float) -> None:
+    outcome: list = []
+    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append(err))
+    producer.flush(timeout)
+    if not outcome:
+        raise KafkaUnavailable(f"write to {topic!r} was not acknowledged within {timeout:.0f} s")
+    if outcome[0] is not None:
+        raise KafkaUnavailable(f"write to {topic!r} failed: {outcome[0].str()}")

@@ -1,0 +1,115 @@
+"""One exception hierarchy for everything fs-bus raises.
+
+Every message names what it is about (function, field, topic, offset, file) and,
+where there is one, what the user can do about it.
+"""
+
+from __future__ import annotations
+
+
+class FsBusError(Exception):
+    """Base of every error fs-bus raises on purpose."""
+
+
+# --- user input -------------------------------------------------------------
+
+
+class InvalidConfig(FsBusError):
+    """A function configuration is malformed. ``field`` is its dotted path."""
+
+    def __init__(self, message: str, field: str | None = None):
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class SqlSyntaxError(FsBusError):
+    """A SQL statement does not parse; ``position`` is the 0-based offset in the text."""
+
+    def __init__(self, message: str, text: str, position: int):
+        self.text = text
+        self.position = position
+        line = text.count("\n", 0, position) + 1
+        line_start = text.rfind("\n", 0, position) + 1
+        line_end = text.find("\n", position)
+        if line_end == -1:
+            line_end = len(text)
+        column = position - line_start + 1
+        self.line, self.column = line, column
+        pointer = text[line_start:line_end] + "\n" + " " * (column - 1) + "^"
+        super().__init__(f"syntax error at line {line}, column {column}: {message}\n{pointer}")
+
+
+class InvalidArtifact(FsBusError):
+    """The function's code is not what its type says (e.g. not a WebAssembly component)."""
+
+
+# --- control plane ----------------------------------------------------------
+
+
+class FunctionNotFound(FsBusError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"function {name!r} does not exist (SHOW FUNCTIONS lists the ones that do)")
+
+
+class FunctionAlreadyExists(FsBusError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"function {name!r} already exists; DROP FUNCTION {name} first, or pick another name")
+
+
+class DecodeError(FsBusError):
+    """Bytes read from Kafka are not a record this version understands."""
+
+
+class ArtifactError(FsBusError):
+    """An artifact cannot be fetched, or its bytes do not match its manifest."""
+
+
+class TopicMisconfigured(FsBusError):
+    """An fs-bus topic exists with configs that would break the control plane."""
+
+
+class KafkaUnavailable(FsBusError):
+    """The Kafka cluster cannot be reached or refused an operation."""
+
+
+class WaitTimeout(FsBusError):
+    """The record is durable, but the nodes did not report the new state in time."""
+
+    def __init__(self, message: str, answered: int = 0, alive: int = 0):
+        self.answered = answered
+        self.alive = alive
+        super().__init__(message)
+
+
+class NoLiveNodes(WaitTimeout):
+    """The record is durable, but no node is alive to act on it."""
+
+
+class FunctionFailed(FsBusError):
+    """A node reported the function FAILED while the client waited for it."""
+
+    def __init__(self, name: str, reasons: dict[str, str]):
+        self.name = name
+        self.reasons = reasons
+        detail = "; ".join(f"node {node}: {why}" for node, why in sorted(reasons.items()))
+        super().__init__(f"function {name!r} failed: {detail}")
+
+
+# --- running user code -------------------------------------------------------
+
+
+class GuestError(FsBusError):
+    """User code failed: a trap, an exception, a call over its time budget."""
+
+
+class GuestTimeout(GuestError):
+    """A call into user code ran past its time budget and was interrupted."""
+
+
+# --- local development --------------------------------------------------------
+
+
+class LocalClusterError(FsBusError):
+    """The local broker or node could not be set up (Java missing, port taken, ...)."""

@@ -1,0 +1,115 @@
+"""The topics of one fs-bus namespace, created with the configs the design relies on.
+
+Two fs-bus clusters share one Kafka cluster by using different namespaces.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from fs_bus.errors import KafkaUnavailable, TopicMisconfigured
+
+log = logging.getLogger(__name__)
+
+# Chunks stay well under the broker's default message.max.bytes (1 MiB).
+ARTIFACT_CHUNK_SIZE = 512 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    namespace: str
+
+    @property
+    def control(self) -> str:
+        return f"{self.namespace}.control"
+
+    @property
+    def artifacts(self) -> str:
+        return f"{self.namespace}.artifacts"
+
+    @property
+    def status(self) -> str:
+        return f"{self.namespace}.status"
+
+    def specs(self) -> dict[str, dict[str, str]]:
+        """Each topic's required configs. All are compacted: each holds the present."""
+        return {
+            # The control log is the source of truth: never delete by age.
+            self.control: {"cleanup.policy": "compact", "retention.ms": "-1"},
+            self.artifacts: {"cleanup.policy": "compact", "retention.ms": "-1",
+                             "max.message.bytes": str(2 * ARTIFACT_CHUNK_SIZE)},
+            # Heartbeats churn; small segments let the cleaner keep the topic short.
+            self.status: {"cleanup.policy": "compact", "segment.ms": "600000",
+                          "min.cleanable.dirty.ratio": "0.1"},
+        }
+
+
+# Configs whose wrong value breaks fs-bus (the rest are tuning, left to operators).
+_REQUIRED = {"cleanup.policy": "compact"}
+
+
+def ensure_topics(admin: AdminClient, topics: Topics, overrides: Mapping[str, Mapping[str, str]] | None = None,
+                  timeout: float = 30.0) -> None:
+    """Create missing topics; refuse existing ones whose configs would break fs-bus."""
+    specs = topics.specs()
+    for name, extra in (overrides or {}).items():
+        specs[name] = {**specs.get(name, {}), **extra}
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot list topics: {exc}") from None
+    missing = [NewTopic(n, num_partitions=1, replication_factor=-1, config=dict(c))
+               for n, c in specs.items() if n not in existing]
+    if missing:
+        for name, fut in admin.create_topics(missing, request_timeout=timeout).items():
+            try:
+                fut.result()
+                log.info("created topic %s", name)
+            except KafkaException as exc:
+                if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another node won the race
+                    raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
+    present = [n for n in specs if n in existing]
+    if present:
+        _check_configs(admin, present, timeout)
+
+
+def _check_configs(admin: AdminClient, names: list[str], timeout: float) -> None:
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+    for res, fut in admin.describe_configs(resources, request_timeout=timeout).items():
+        configs = fut.result()
+        for key, want in _REQUIRED.items():
+            have = configs[key].value if key in configs else None
+            if have != want:
+                raise TopicMisconfigured(
+                    f"topic {res.name!r} has {key}={have}, but fs-bus needs {key}={want}: without it the "
+                    f"broker deletes function definitions by age. Fix it with: kafka-configs.sh "
+                    f"--bootstrap-server HOST:PORT --alter --entity-type topics --entity-name {res.name} "
+                    f"--add-config {key}={want}")
+
+
+def ensure_data_topics(admin: AdminClient, names: list[str], timeout: float = 30.0) -> list[str]:
+    """Create a function's input/output topics that do not exist yet, with broker defaults.
+
+    Returns the ones created. Users expect ``kcat -P -t input-topic`` to just work in
+    development; on a real cluster the topics usually exist already.
+    """
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = sorted({n for n in names if n not in existing})
+    if not wanted:
+        return []
+    created = []
+    futures = admin.create_topics([NewTopic(n, num_partitions=-1, replication_factor=-1) for n in wanted],
+                                  request_timeout=timeout)
+    for name, fut in futures.items():
+        try:
+            fut.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != 36:
+                raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
+    return created

@@ -1,0 +1,256 @@
+"""A function instance: this node's member of the function's consumer group.
+
+It owns one consumer (in the group named by the config), one producer per output
+cluster, and a partition worker per assigned partition. Kafka's group protocol
+spreads partitions across every node running the function; the instance follows
+assignments. Outputs are acknowledged before input offsets are committed
+(at-least-once): a crash replays, never skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from fs_bus.config.model import FunctionConfig
+from fs_bus.errors import FsBusError, GuestError
+from fs_bus.kafka import clients
+from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.kafka.topics import ensure_data_topics
+from fs_bus.node.worker import PartitionWorker
+from fs_bus.runtime.base import Processor
+from fs_bus.status.records import ObservedState
+
+log = logging.getLogger(__name__)
+
+# Given the function's code, build one Processor per partition worker.
+ProcessorFactory = Callable[[], Processor]
+Prepare = Callable[[], ProcessorFactory]
+
+
+class FunctionInstance:
+    def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
+                 on_change: Callable[[], None]):
+        self.name = name
+        self.config = config
+        self._prepare = prepare
+        self._settings = settings
+        self._on_change = on_change
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"fn-{name}", daemon=True)
+        self._lock = threading.Lock()
+        self.state = ObservedState.STARTING
+        self.error: str | None = None
+        self.workers: dict[tuple[str, int], PartitionWorker] = {}
+        self._factory: ProcessorFactory | None = None
+        self._consumer: Consumer | None = None
+        self._producers: dict[str, Producer] = {}
+        self._delivery_errors: list[str] = []
+        self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
+        self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
+        self._only_topics = {t for t, _ in self._only}
+
+    # --- lifecycle (called from the node's thread) ---
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("function %s did not stop within %.0f s", self.name, timeout)
+
+    @property
+    def partitions(self) -> list[str]:
+        with self._lock:
+            return sorted(w.label for w in self.workers.values())
+
+    # --- the instance's own thread ---
+
+    def _set(self, state: ObservedState, error: str | None = None) -> None:
+        self.state, self.error = state, error
+        self._on_change()
+
+    def _run(self) -> None:
+        try:
+            self._factory = self._prepare()
+            self._open()
+            self._set(ObservedState.RUNNING)
+            self._loop()
+            self._close(commit=True)
+            self._set(ObservedState.STOPPED)
+        except GuestError as exc:
+            log.error("function %s failed: %s", self.name, exc)
+            self._close(commit=False)
+            self._set(ObservedState.FAILED, str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever breaks, the node stays up and says why
+            reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
+            log.exception("function %s failed", self.name)
+            self._close(commit=False)
+            self._set(ObservedState.FAILED, reason)
+
+    def _open(self) -> None:
+        cfg = self.config
+        first = cfg.inputs[0]
+        in_settings = self._settings.for_servers(first.bootstrap_servers)
+        topics = sorted(self._sources)
+        created = ensure_data_topics(clients.admin(in_settings), topics)
+        created += ensure_data_topics(
+            clients.admin(self._settings.for_servers(cfg.outputs[0].bootstrap_servers)),
+            sorted({o.topic for o in cfg.outputs}))
+        if created:
+            log.info("function %s: created missing topics %s", self.name, created)
+        props: dict[str, str] = {}
+        for i in cfg.inputs:
+            props.update(i.properties)
+        self._consumer = clients.consumer(
+            in_settings, f"fn-{self.name}", group_id=cfg.group_id,
+            **{"partition.assignment.strategy": "cooperative-sticky",
+               "topic.metadata.refresh.interval.ms": 10_000,
+               "auto.offset.reset": "earliest", **props})
+        for out in cfg.outputs:
+            if out.bootstrap_servers not in self._producers:
+                self._producers[out.bootstrap_servers] = clients.producer(
+                    self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
+                    **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
+                       **out.properties})
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+
+    # Rebalance callbacks run inside consume(), on this thread.
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        paused = []
+        for tp in partitions:
+            if tp.topic in self._only_topics and (tp.topic, tp.partition) not in self._only:
+                paused.append(tp)  # the config names other partitions of this topic
+                continue
+            assert self._factory is not None
+            worker = PartitionWorker(tp.topic, tp.partition, self._sources[tp.topic], self._factory())
+            with self._lock:
+                self.workers[(tp.topic, tp.partition)] = worker
+        if paused:
+            consumer.pause(paused)
+        log.info("function %s: assigned %s", self.name, [f"{t.topic}:{t.partition}" for t in partitions])
+        self._on_change()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._flush_and_commit(consumer)
+        except Exception as exc:  # noqa: BLE001 - an exception here would escape from librdkafka's callback
+            log.warning("function %s: commit on revocation failed: %s", self.name, exc)
+        self._drop_workers(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The group moved on without us: what we did not commit belongs to others now.
+        self._drop_workers(partitions)
+
+    def _drop_workers(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            with self._lock:
+                worker = self.workers.pop((tp.topic, tp.partition), None)
+            if worker is not None:
+                worker.close()
+        self._on_change()
+
+    def _loop(self) -> None:
+        assert self._consumer is not None
+        batch = max(1, self.config.inputs[0].runtime.batch_consume_size)
+        timeout = max(0.01, self.config.inputs[0].runtime.poll_timeout_ms / 1000)
+        max_batch = max(1, self.config.processor_runtime.max_batch_size)
+        pending = 0
+        last_commit = time.monotonic()
+        while not self._stop.is_set():
+            msgs = self._consumer.consume(min(batch, max_batch), timeout)
+            for msg in msgs:
+                if self._handle(msg):
+                    pending += 1
+            if pending and (pending >= max_batch or not msgs or time.monotonic() - last_commit > 1.0):
+                self._flush_and_commit(self._consumer)
+                pending, last_commit = 0, time.monotonic()
+
+    def _handle(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                return False
+            if err.fatal():
+                raise FsBusError(f"function {self.name}: consumer failed: {err.str()}")
+            log.warning("function %s: consumer: %s", self.name, err.str())
+            return False
+        with self._lock:
+            worker = self.workers.get((msg.topic(), msg.partition()))
+        if worker is None:
+            return False  # a paused partition's last fetch, or one just revoked
+        try:
+            emitted = worker.process(msg.offset(), msg.value() or b"")
+        except GuestError as exc:
+            raise GuestError(f"{exc} (record {msg.topic()}[{msg.partition()}]@{msg.offset()})") from None
+        key = msg.key()
+        outputs = self.config.outputs
+        for target, data in emitted.records:
+            if not 0 <= target < len(outputs):
+                raise GuestError(
+                    f"function {self.name!r} emitted to target {target}, but its config has "
+                    f"{len(outputs)} output(s) (record {msg.topic()}[{msg.partition()}]@{msg.offset()})")
+            out = outputs[target]
+            self._produce(self._producers[out.bootstrap_servers], out.topic, out.partition, key, data)
+        return True
+
+    def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
+                 value: bytes) -> None:
+        kwargs = {} if partition is None else {"partition": partition}
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery, **kwargs)
+                return
+            except BufferError:
+                producer.poll(0.05)  # the output buffer is full: wait for the broker to catch up
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
+
+    def _flush_and_commit(self, consumer: Consumer) -> None:
+        for producer in self._producers.values():
+            while producer.flush(5.0) > 0:
+                if self._stop.is_set() and self._delivery_errors:
+                    break
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors[:3], []
+            # Committing now would skip records whose results were lost.
+            raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
+        with self._lock:
+            offsets = [TopicPartition(w.topic, w.partition, w.next_offset)
+                       for w in self.workers.values() if w.next_offset is not None]
+        if offsets:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # e.g. a rebalance is under way; the records are replayed to the new owner.
+                log.warning("function %s: commit failed: %s", self.name, exc)
+
+    def _close(self, commit: bool) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                if commit:
+                    self._flush_and_commit(consumer)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("function %s: final commit failed: %s", self.name, exc)
+            finally:
+                consumer.close()  # leaves the group; revocation closes the workers
+        with self._lock:
+            workers, self.workers = list(self.workers.values()), {}
+        for w in workers:
+            try:
+                w.close()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("function %s: closing worker %s: %s", self.name, w.label, exc)
+        for producer in self._producers.values():
+            producer.flush(10)
+        self._producers.clear()

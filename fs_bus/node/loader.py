@@ -1,0 +1,61 @@
+"""From a function record to something that builds processors: fetch, verify, load.
+
+Artifacts come from the disk cache when their hash still matches, else from
+Kafka at the offsets the manifest records; either way the sha256 is checked
+before anything runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from fs_bus.artifacts import store as artifact_store
+from fs_bus.artifacts.cache import ArtifactCache
+from fs_bus.config.model import FunctionConfig, TaskType
+from fs_bus.control.records import ArtifactKind, FunctionRecord
+from fs_bus.errors import InvalidArtifact
+from fs_bus.kafka import clients
+from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.node.instance import ProcessorFactory
+from fs_bus.runtime.wasm import WasmEngine, WasmProcessor
+
+log = logging.getLogger(__name__)
+
+
+class Loader:
+    def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine):
+        self.settings = settings
+        self.cache = cache
+        self.engine = engine
+        self._fetch_lock = threading.Lock()  # one artifact download at a time per node
+
+    def artifact(self, record: FunctionRecord) -> bytes:
+        manifest = record.artifact
+        data = self.cache.get(manifest.sha256)
+        if data is not None:
+            return data
+        with self._fetch_lock:
+            consumer = clients.consumer(self.settings, "artifacts", **{"enable.partition.eof": True})
+            try:
+                data = artifact_store.fetch(consumer, manifest)
+            finally:
+                consumer.close()
+        self.cache.put(manifest.sha256, data)
+        log.info("fetched artifact %s (%d bytes) for %s", manifest.sha256[:12], len(data), record.name)
+        return data
+
+    def prepare(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
+        if config.type is not TaskType.PROCESSOR:
+            raise InvalidArtifact(
+                f"function {record.name!r} has type {config.type.value!r}, which this node cannot run yet")
+        if record.artifact.kind is not ArtifactKind.WASM_COMPONENT:
+            raise InvalidArtifact(f"function {record.name!r}: a processor needs a WebAssembly component, "
+                                  f"the artifact is {record.artifact.kind.value}")
+        component = self.engine.load(record.artifact.sha256, self.artifact(record))
+        budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
+
+        def factory() -> WasmProcessor:
+            return WasmProcessor(self.engine, component, dict(config.init_config),
+                                 function_name=record.name, call_timeout_s=budget)
+        return factory

@@ -1,0 +1,211 @@
+"""The node: follows the control log and converges what it runs to what it says.
+
+Every node reads ``<ns>.control`` from offset 0 with no consumer group, folds it
+into the desired table, and reconciles: a restarted or brand-new node rebuilds
+everything from Kafka alone. It heartbeats and reports each function's observed
+state on ``<ns>.status``. SIGTERM stops it cleanly: instances flush their outputs
+and commit their offsets, and the node tombstones its status keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fs_bus import __version__
+from fs_bus.artifacts.cache import ArtifactCache
+from fs_bus.config.validate import parse_config
+from fs_bus.control.store import ControlState
+from fs_bus.errors import FsBusError
+from fs_bus.kafka import clients
+from fs_bus.kafka.log import TopicReader
+from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.kafka.topics import Topics, ensure_topics
+from fs_bus.node.instance import FunctionInstance
+from fs_bus.node.loader import Loader
+from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
+from fs_bus.runtime.wasm import WasmEngine
+from fs_bus.status.records import (
+    FunctionStatus, NodeHeartbeat, ObservedState, encode_heartbeat, encode_status, function_key, node_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FS_BUS_CACHE_DIR") or Path.home() / ".cache" / "fs-bus")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class NodeOptions:
+    node_id: str = ""
+    namespace: str = "fs-bus"
+    cache_dir: Path | None = None
+    heartbeat_interval_s: float = 2.0
+
+
+@dataclass
+class _Entry:
+    observed: Observed
+    instance: FunctionInstance | None = None
+    published: tuple | None = None  # the last status written, to write only changes
+
+
+class Node:
+    def __init__(self, settings: KafkaSettings, options: NodeOptions):
+        self.settings = settings
+        self.options = options
+        self.node_id = options.node_id or socket.gethostname()
+        self.topics = Topics(options.namespace)
+        cache_dir = options.cache_dir or default_cache_dir()
+        self.engine = WasmEngine(cache_dir / "compiled")
+        self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine)
+        self.control = ControlState()
+        self.entries: dict[str, _Entry] = {}
+        self._errors: dict[str, str] = {}  # why a function failed before it had an instance
+        self.started_at = now_ms()
+        self._wake = threading.Event()  # an instance changed state: publish soon
+        self._status_producer = clients.producer(settings, "node-status")
+        self.ready = threading.Event()  # set once the control log has been read to its end
+
+    # --- main loop ---
+
+    def run(self, stop: threading.Event) -> None:
+        clients.check_reachable(clients.admin(self.settings), self.settings.bootstrap_servers)
+        ensure_topics(clients.admin(self.settings), self.topics)
+        reader = TopicReader(clients.consumer(self.settings, "node-control"), self.topics.control)
+        log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
+        try:
+            self._heartbeat()
+            reader.read_to_end(self._fold, timeout=120)
+            self.ready.set()
+            self._reconcile()
+            next_beat = time.monotonic() + self.options.heartbeat_interval_s
+            while not stop.is_set():
+                changed = False
+                for msg in reader.poll(0.2):
+                    changed |= self._fold(msg)
+                if changed or self._wake.is_set():
+                    self._wake.clear()
+                    self._reconcile()
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.options.heartbeat_interval_s
+        finally:
+            self._shutdown()
+            reader.close()
+
+    def _fold(self, msg) -> bool:
+        rejected = self.control.fold(msg)
+        if rejected is not None:
+            log.warning("node %s: skipped control record %s", self.node_id, rejected)
+            return False
+        return True
+
+    # --- reconcile ---
+
+    def _reconcile(self) -> None:
+        self._sync_observed()
+        observed = {name: e.observed for name, e in self.entries.items()}
+        for action in reconcile(self.control.table.functions, observed):
+            try:
+                self._act(action)
+            except Exception as exc:  # noqa: BLE001 - one function's trouble never stops the node
+                log.exception("node %s: %s %s failed", self.node_id, action.verb.value, action.name)
+                if action.record is not None:
+                    self._fail(action.name, action.record, str(exc))
+        self._publish_changes()
+
+    def _sync_observed(self) -> None:
+        for entry in self.entries.values():
+            inst = entry.instance
+            if inst is not None and inst.state != entry.observed.state:
+                entry.observed = Observed(entry.observed.record, inst.state)
+
+    def _act(self, action: Action) -> None:
+        name, rec = action.name, action.record
+        entry = self.entries.get(name)
+        if action.verb is Verb.REMOVE:
+            if entry and entry.instance:
+                entry.instance.stop()
+            self.entries.pop(name, None)
+            self._write_status(function_key(name, self.node_id), None)
+            log.info("node %s: removed %s", self.node_id, name)
+            return
+        assert rec is not None
+        if action.verb in (Verb.STOP, Verb.RESTART) and entry and entry.instance:
+            entry.instance.stop()
+            entry.instance = None
+        if action.verb in (Verb.START, Verb.RESTART):
+            try:
+                config = parse_config(rec.config_yaml)  # anyone can write the topic: validate again
+            except FsBusError as exc:
+                self._fail(name, rec, f"invalid config: {exc}")
+                return
+            instance = FunctionInstance(name, config, lambda: self.loader.prepare(rec, config),
+                                        self.settings, self._wake.set)
+            self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
+                                        entry.published if entry else None)
+            instance.start()
+            log.info("node %s: starting %s (revision %d)", self.node_id, name, rec.revision)
+            return
+        if action.verb is Verb.STOP:
+            self.entries[name] = _Entry(Observed(rec, ObservedState.STOPPED), None, entry.published if entry else None)
+            log.info("node %s: stopped %s", self.node_id, name)
+            return
+        # ACKNOWLEDGE: nothing runs or stops; the revision moves on.
+        active = entry is not None and entry.observed.active
+        state = entry.observed.state if active else ObservedState.STOPPED
+        instance = entry.instance if active else None
+        self.entries[name] = _Entry(Observed(rec, state), instance, entry.published if entry else None)
+
+    def _fail(self, name: str, rec, reason: str) -> None:
+        entry = self.entries.get(name)
+        self.entries[name] = _Entry(Observed(rec, ObservedState.FAILED), None, entry.published if entry else None)
+        self._errors[name] = reason
+
+    # --- status ---
+
+    def _publish_changes(self) -> None:
+        for name, entry in self.entries.items():
+            inst = entry.instance
+            error = inst.error if inst is not None else self._errors.get(name)
+            if entry.observed.state is not ObservedState.FAILED:
+                error = None
+            partitions = tuple(inst.partitions) if inst is not None else ()
+            snapshot = (entry.observed.record.revision, entry.observed.state, error, partitions)
+            if snapshot == entry.published:
+                continue
+            status = FunctionStatus(name, self.node_id, entry.observed.record.revision, entry.observed.state,
+                                    error, partitions, now_ms())
+            self._write_status(function_key(name, self.node_id), encode_status(status))
+            entry.published = snapshot
+
+    def _heartbeat(self) -> None:
+        running = sum(1 for e in self.entries.values() if e.instance is not None)
+        hb = NodeHeartbeat(self.node_id, socket.gethostname(), os.getpid(), __version__, self.started_at,
+                           now_ms(), int(self.options.heartbeat_interval_s * 1000), running)
+        self._write_status(node_key(self.node_id), encode_heartbeat(hb))
+
+    def _write_status(self, key: bytes, value: bytes | None) -> None:
+        self._status_producer.produce(self.topics.status, key=key, value=value)
+        self._status_producer.poll(0)
+
+    def _shutdown(self) -> None:
+        log.info("node %s: shutting down", self.node_id)
+        for name, entry in list(self.entries.items()):
+            if entry.instance is not None:
+                entry.instance.stop()
+            self._write_status(function_key(name, self.node_id), None)
+        self._write_status(node_key(self.node_id), None)
+        self._status_producer.flush(10)
+        self.engine.close()

@@ -1,0 +1,1 @@
+"""Engines that run user code. Each engine gives ``Processor`` objects, one per partition worker."""

@@ -1,0 +1,204 @@
+"""The SQL dialect of ``fs-bus sql``. Pure: text in, statements out.
+
+    CREATE FUNCTION WITH ('function_path'='upper.wasm', 'config_path'='config.yaml');
+    START FUNCTION name;  STOP FUNCTION name;  DROP FUNCTION [IF EXISTS] name;
+    SHOW FUNCTIONS;
+
+Keywords in any case; identifiers bare (``upper``, ``my-fn``) or quoted (``"My Fn"``,
+`` `x` ``); string literals in single quotes with ``''`` for a quote; ``--`` comments.
+Errors carry the offset of the token that broke the statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Union
+
+from fs_bus.errors import SqlSyntaxError
+
+
+@dataclass(frozen=True, slots=True)
+class CreateFunction:
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StartFunction:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopFunction:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropFunction:
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShowFunctions:
+    pass
+
+
+Statement = Union[CreateFunction, StartFunction, StopFunction, DropFunction, ShowFunctions]
+
+KEYWORDS = ("CREATE", "START", "STOP", "DROP", "SHOW", "FUNCTION", "FUNCTIONS", "WITH", "IF", "EXISTS")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # word | string | quoted | punct | end
+    text: str  # the value (unquoted for string/quoted)
+    pos: int
+
+
+_TOKEN_RE = re.compile(r"""
+    (?P<ws>\s+|--[^\n]*)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_.\-]*)
+  | (?P<number>[0-9][A-Za-z0-9_.\-]*)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<dquoted>"(?:[^"]|"")*")
+  | (?P<bquoted>`(?:[^`]|``)*`)
+  | (?P<punct>[(),;=])
+""", re.VERBOSE)
+
+
+def tokenize(text: str) -> Iterator[Token]:
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            ch = text[pos]
+            if ch in "'\"`":
+                raise SqlSyntaxError(f"unterminated quoted text starting with {ch}", text, pos)
+            raise SqlSyntaxError(f"unexpected character {ch!r}", text, pos)
+        kind = m.lastgroup
+        raw = m.group()
+        if kind == "string":
+            yield Token("string", raw[1:-1].replace("''", "'"), pos)
+        elif kind == "dquoted":
+            yield Token("quoted", raw[1:-1].replace('""', '"'), pos)
+        elif kind == "bquoted":
+            yield Token("quoted", raw[1:-1].replace("``", "`"), pos)
+        elif kind in ("word", "number"):
+            yield Token("word", raw, pos)
+        elif kind == "punct":
+            yield Token("punct", raw, pos)
+        pos = m.end()
+    yield Token("end", "", len(text))
+
+
+def parse(text: str) -> list[Statement]:
+    """Parse a script of statements separated by ``;`` (empty statements are ignored)."""
+    return _Parser(text).script()
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = list(tokenize(text))
+        self.i = 0
+
+    # -- token stream --
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def advance(self) -> Token:
+        t = self.tokens[self.i]
+        self.i += 1
+        return t
+
+    def error(self, message: str, tok: Token | None = None) -> SqlSyntaxError:
+        t = tok or self.tok
+        found = "end of input" if t.kind == "end" else repr(t.text)
+        return SqlSyntaxError(f"{message}, found {found}", self.text, t.pos)
+
+    def is_keyword(self, word: str) -> bool:
+        return self.tok.kind == "word" and self.tok.text.upper() == word
+
+    def keyword(self, word: str) -> None:
+        if not self.is_keyword(word):
+            raise self.error(f"expected {word}")
+        self.advance()
+
+    def punct(self, p: str) -> None:
+        if not (self.tok.kind == "punct" and self.tok.text == p):
+            raise self.error(f"expected {p!r}")
+        self.advance()
+
+    def identifier(self) -> str:
+        t = self.tok
+        if t.kind == "quoted":
+            if not t.text:
+                raise self.error("expected a function name, not an empty quoted name")
+            self.advance()
+            return t.text
+        if t.kind == "word" and t.text.upper() not in KEYWORDS:
+            self.advance()
+            return t.text
+        raise self.error("expected a function name")
+
+    # -- grammar --
+    def script(self) -> list[Statement]:
+        out: list[Statement] = []
+        while self.tok.kind != "end":
+            if self.tok.kind == "punct" and self.tok.text == ";":
+                self.advance()
+                continue
+            out.append(self.statement())
+            if self.tok.kind != "end":
+                self.punct(";")
+        return out
+
+    def statement(self) -> Statement:
+        t = self.tok
+        verb = t.text.upper() if t.kind == "word" else ""
+        if verb == "CREATE":
+            self.advance()
+            self.keyword("FUNCTION")
+            self.keyword("WITH")
+            return CreateFunction(self.properties())
+        if verb in ("START", "STOP"):
+            self.advance()
+            self.keyword("FUNCTION")
+            name = self.identifier()
+            return StartFunction(name) if verb == "START" else StopFunction(name)
+        if verb == "DROP":
+            self.advance()
+            self.keyword("FUNCTION")
+            if_exists = False
+            if self.is_keyword("IF"):
+                self.advance()
+                self.keyword("EXISTS")
+                if_exists = True
+            return DropFunction(self.identifier(), if_exists)
+        if verb == "SHOW":
+            self.advance()
+            self.keyword("FUNCTIONS")
+            return ShowFunctions()
+        raise self.error("expected a statement (CREATE, START, STOP, DROP or SHOW)")
+
+    def properties(self) -> dict[str, str]:
+        self.punct("(")
+        props: dict[str, str] = {}
+        while True:
+            key_tok = self.tok
+            if key_tok.kind != "string":
+                raise self.error("expected a property name in single quotes")
+            self.advance()
+            self.punct("=")
+            if self.tok.kind != "string":
+                raise self.error(f"expected a value in single quotes for {key_tok.text!r}")
+            if key_tok.text in props:
+                raise self.error(f"property {key_tok.text!r} is given twice", key_tok)
+            props[key_tok.text] = self.advance().text
+            if self.tok.kind == "punct" and self.tok.text == ",":
+                self.advance()
+                continue
+            self.punct(")")
+            return props

@@ -1,0 +1,82 @@
+"""Runs parsed SQL statements against an ``FsClient`` and renders their results."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fs_bus.client import FsClient
+from fs_bus.client.models import ShowFunctionsResult
+from fs_bus.errors import FsBusError, FunctionNotFound
+from fs_bus.sql.parser import CreateFunction, DropFunction, ShowFunctions, StartFunction, Statement, StopFunction
+
+CREATE_PROPERTIES = ("function_path", "config_path")
+
+
+class StatementError(FsBusError):
+    """A statement is well-formed SQL but cannot be run as written."""
+
+
+@dataclass
+class SqlRunner:
+    client: FsClient
+    console: Console
+    wait: bool = True
+    timeout: float | None = None
+
+    def run(self, stmt: Statement) -> None:
+        if isinstance(stmt, CreateFunction):
+            self._create(stmt)
+        elif isinstance(stmt, StartFunction):
+            self.client.start_function(stmt.name, wait=self.wait, timeout=self.timeout)
+            self.console.print(f"started {stmt.name}")
+        elif isinstance(stmt, StopFunction):
+            self.client.stop_function(stmt.name, wait=self.wait, timeout=self.timeout)
+            self.console.print(f"stopped {stmt.name}")
+        elif isinstance(stmt, DropFunction):
+            try:
+                self.client.drop_function(stmt.name, wait=self.wait, timeout=self.timeout)
+                self.console.print(f"dropped {stmt.name}")
+            except FunctionNotFound:
+                if not stmt.if_exists:
+                    raise
+                self.console.print(f"{stmt.name} does not exist; nothing to drop")
+        elif isinstance(stmt, ShowFunctions):
+            self.console.print(render_functions(self.client.show_functions()))
+        else:  # pragma: no cover - the parser makes only the types above
+            raise StatementError(f"unsupported statement {stmt!r}")
+
+    def _create(self, stmt: CreateFunction) -> None:
+        props = stmt.properties
+        for key in props:
+            if key not in CREATE_PROPERTIES:
+                close = difflib.get_close_matches(key, CREATE_PROPERTIES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(CREATE_PROPERTIES)}"
+                raise StatementError(f"CREATE FUNCTION: unknown property {key!r}{hint}")
+        missing = [k for k in CREATE_PROPERTIES if k not in props]
+        if missing:
+            raise StatementError(f"CREATE FUNCTION: missing property {', '.join(repr(m) for m in missing)}")
+        function_path, config_path = Path(props["function_path"]), Path(props["config_path"])
+        self.client.create_function_from_files(function_path, config_path, wait=self.wait, timeout=self.timeout)
+        self.console.print(f"created {function_path.name} from {config_path}")
+
+
+def render_functions(result: ShowFunctionsResult) -> Table:
+    table = Table(title=None, header_style="bold", expand=False)
+    for col in ("name", "type", "desired", "status", "nodes", "revision", "updated (UTC)"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("last error", overflow="fold")
+    for f in result.functions:
+        style = {"RUNNING": "green", "FAILED": "red", "STOPPED": "yellow"}.get(f.status, "")
+        nodes = ", ".join(f"{n} ({len(f.partitions.get(n, ()))}p)" for n in f.nodes) or "-"
+        updated = datetime.fromtimestamp(f.updated_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status, nodes,
+                      str(f.revision), updated, f.error or "")
+    alive = sum(1 for n in result.nodes if n.alive)
+    table.caption = f"{len(result.functions)} function(s), {alive} live node(s)"
+    return table
