@@ -12,6 +12,7 @@ import io
 import json
 import struct
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,19 @@ def schemas() -> dict[str, Schema]:
 @cache
 def _by_fingerprint() -> dict[bytes, Schema]:
     return {s.fingerprint: s for s in schemas().values()}
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def millis(value: Any) -> int:
+    """Epoch milliseconds from what fastavro returns for timestamp-millis (an aware datetime).
+
+    Integer arithmetic: ``datetime.timestamp() * 1000`` loses a millisecond to float rounding.
+    """
+    if isinstance(value, datetime):
+        return (value - _EPOCH) // timedelta(milliseconds=1)
+    return int(value)
 
 
 def encode(schema_name: str, datum: dict[str, Any]) -> bytes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from fs_bus.control import codec
@@ -65,13 +64,6 @@ class FunctionRecord:
         return (self.artifact.sha256, self.config_yaml)
 
 
-def _millis(value: Any) -> int:
-    # fastavro hands timestamp-millis back as an aware datetime.
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)
-
-
 def encode_function(record: FunctionRecord) -> bytes:
     a = record.artifact
     return codec.encode("FunctionRecord", {
@@ -105,7 +97,7 @@ def function_from_datum(d: dict[str, Any]) -> FunctionRecord:
         ),
         desired_state=DesiredState(d["desired_state"]),
         revision=d["revision"],
-        updated_at=_millis(d["updated_at"]),
+        updated_at=codec.millis(d["updated_at"]),
         updated_by=d["updated_by"],
     )
 

@@ -74,10 +74,6 @@ def encode_status(st: FunctionStatus) -> bytes:
     })
 
 
-def _millis(v: Any) -> int:
-    return int(v.timestamp() * 1000) if hasattr(v, "timestamp") else int(v)
-
-
 @dataclass(frozen=True, slots=True)
 class StatusTable:
     nodes: dict[str, NodeHeartbeat] = field(default_factory=dict)
@@ -107,7 +103,7 @@ def apply(table: StatusTable, key: bytes | None, value: bytes | None) -> StatusT
                 raise DecodeError(f"expected a NodeHeartbeat under key {k!r}, found a {name}")
             nodes[rest] = NodeHeartbeat(
                 node_id=d["node_id"], host=d["host"], pid=d["pid"], version=d["version"],
-                started_at=_millis(d["started_at"]), heartbeat_at=_millis(d["heartbeat_at"]),
+                started_at=codec.millis(d["started_at"]), heartbeat_at=codec.millis(d["heartbeat_at"]),
                 interval_ms=d["interval_ms"], functions=d["functions"])
         return StatusTable(nodes, table.functions)
     if kind == "function" and "/" in rest:
@@ -122,6 +118,6 @@ def apply(table: StatusTable, key: bytes | None, value: bytes | None) -> StatusT
             functions[(fn, node)] = FunctionStatus(
                 function=d["function"], node_id=d["node_id"], revision=d["revision"],
                 state=ObservedState(d["state"]), error=d["error"], partitions=tuple(d["partitions"]),
-                updated_at=_millis(d["updated_at"]))
+                updated_at=codec.millis(d["updated_at"]))
         return StatusTable(table.nodes, functions)
     raise DecodeError(f"unknown status key {k!r}")
