@@ -1,0 +1,573 @@
+"""A real single-node Kafka broker (KRaft, broker+controller in one JVM) on loopback.
+
+Used by ``fs-bus local up``, by the test suite and by CI. The jars come from Maven
+Central through ``mvn`` (once, into a cache directory) unless ``KAFKA_HOME`` points at
+an unpacked Kafka distribution.
+
+Layout of a broker's data directory::
+
+    server.properties   written on every start (ports may change between starts)
+    log4j2.properties   copied from the package so the JVM never reads from a wheel
+    broker.log          the JVM's stdout and stderr
+    broker.pid          pid of the JVM, which leads its own process group
+    kraft/              log.dirs (meta.properties there means "already formatted")
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import fcntl
+import functools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+from fs_bus.errors import LocalClusterError
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+MIN_JAVA_VERSION = 17
+
+_JAVA_HINT = "apt-get install openjdk-17-jre-headless (or any JDK/JRE 17+), or set JAVA_HOME"
+_MARKER = ".complete"
+
+
+# --- ports -------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS may hand it out again later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    # SO_REUSEADDR like the JVM's ServerSocket: a port whose only users are TIME_WAIT
+    # leftovers of a previous run is free for Kafka, and must be free for us too.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                return True
+            raise
+    return False
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# --- java and the classpath ----------------------------------------------------
+
+
+def _java_executable() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("java")
+    if not found:
+        raise LocalClusterError(
+            f"Java {MIN_JAVA_VERSION}+ is required to run the local Kafka broker but `java` "
+            f"was not found: {_JAVA_HINT}"
+        )
+    return found
+
+
+@functools.cache
+def _java_major_version(java: str) -> int:
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LocalClusterError(f"cannot run {java} -version ({e}): {_JAVA_HINT}") from e
+    # `java -version` writes to stderr: `openjdk version "17.0.15" ...` or `"1.8.0_292"`.
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        raise LocalClusterError(
+            f"cannot tell the Java version of {java} from: {(out.stderr or out.stdout).strip()!r}"
+        )
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+
+
+def check_java() -> str:
+    """Path of a usable ``java`` (17+), or LocalClusterError saying what to install."""
+    java = _java_executable()
+    major = _java_major_version(java)
+    if major < MIN_JAVA_VERSION:
+        raise LocalClusterError(
+            f"Java {MIN_JAVA_VERSION}+ is required to run the local Kafka broker, "
+            f"but {java} is Java {major}: {_JAVA_HINT}"
+        )
+    return java
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("FS_BUS_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "fs-bus"
+
+
+def resolve_kafka_classpath(
+    cache_dir: Path | None = None,
+    kafka_version: str = DEFAULT_KAFKA_VERSION,
+    *,
+    quiet: bool = False,
+) -> str:
+    """The ``-cp`` value for a Kafka broker, downloading the jars on first use.
+
+    ``$KAFKA_HOME/libs/*`` when KAFKA_HOME is set (kafka_version is then whatever is
+    installed there); otherwise ``<cache>/kafka-<version>/lib/*``, filled by Maven.
+    """
+    check_java()
+    kafka_home = os.environ.get("KAFKA_HOME")
+    if kafka_home:
+        libs = Path(kafka_home).expanduser() / "libs"
+        if not any(libs.glob("kafka_*.jar")):
+            raise LocalClusterError(
+                f"KAFKA_HOME={kafka_home} does not look like a Kafka distribution "
+                f"(no kafka_*.jar in {libs}); unset it to download Kafka from Maven Central"
+            )
+        return str(libs / "*")
+
+    root = (cache_dir or default_cache_dir()).expanduser() / f"kafka-{kafka_version}"
+    lib = root / "lib"
+    if not _is_complete(root, kafka_version):
+        root.mkdir(parents=True, exist_ok=True)
+        # Two processes (CI pre-resolve and a test run, two shells) must not fill the
+        # same lib/ at once; the second one waits and then finds it complete.
+        with open(root.parent / f"kafka-{kafka_version}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not _is_complete(root, kafka_version):
+                _download_jars(root, kafka_version, quiet=quiet)
+    return str(lib / "*")
+
+
+def _is_complete(root: Path, kafka_version: str) -> bool:
+    return (root / _MARKER).is_file() and (root / "lib" / f"kafka_2.13-{kafka_version}.jar").is_file()
+
+
+def _download_jars(root: Path, kafka_version: str, *, quiet: bool) -> None:
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise LocalClusterError(
+            "Maven is required once to download the Kafka broker jars but `mvn` was not found: "
+            "apt-get install maven, or set KAFKA_HOME to an unpacked Kafka distribution"
+        )
+    lib = root / "lib"
+    # Whatever is there is the remains of an interrupted run (no marker): start clean
+    # so no jar of another version lingers on the classpath.
+    shutil.rmtree(lib, ignore_errors=True)
+    (root / _MARKER).unlink(missing_ok=True)
+    pom = root / "pom.xml"
+    pom.write_text(resources.files("fs_bus.local").joinpath("pom.xml").read_text())
+
+    def say(msg: str, end: str = "\n") -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, end=end, flush=True)
+
+    say(f"fs-bus: downloading Kafka {kafka_version} jars from Maven Central into {lib} (one time, ~45 MB)...")
+    started = time.monotonic()
+    cmd = [
+        mvn, "-B", "-f", str(pom),
+        f"-Dkafka.version={kafka_version}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+    ]
+    tty = sys.stderr.isatty()
+    fetched = 0
+    log_path = root / "mvn.log"
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, cwd=root,
+            )
+        except OSError as e:
+            raise LocalClusterError(f"cannot run {mvn}: {e}") from e
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if "Downloaded from" in line:
+                fetched += 1
+                if tty:
+                    say(f"\r  {fetched} files downloaded", end="")
+        rc = proc.wait()
+    if tty and fetched:
+        say("")
+    if rc != 0 or not (lib / f"kafka_2.13-{kafka_version}.jar").is_file():
+        raise LocalClusterError(
+            f"downloading Kafka {kafka_version} with Maven failed (exit {rc}); is Maven Central "
+            f"reachable and does that version exist? Full log: {log_path}\n{_tail(log_path, 20)}"
+        )
+    (root / _MARKER).write_text(f"{kafka_version}\n")
+    jars = len(list(lib.glob("*.jar")))
+    say(f"fs-bus: {jars} jars ready in {time.monotonic() - started:.0f}s")
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(deque(f, maxlen=lines)).rstrip()
+    except OSError:
+        return "(no log)"
+
+
+# --- the broker ------------------------------------------------------------------
+
+
+@dataclass
+class BrokerSpec:
+    data_dir: Path
+    port: int = 9092
+    controller_port: int | None = None  # None: a free port, picked at start
+    host: str = "127.0.0.1"
+    heap: str = "512m"
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+
+def _new_cluster_id() -> str:
+    # What `kafka-storage random-uuid` prints: 16 random bytes, base64url, no padding.
+    # Kafka refuses ids starting with "-" (they look like CLI flags).
+    while True:
+        cid = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", "!")) and "=" in line:
+            key, _, value = line.partition("=")
+            props[key.strip()] = value.strip()
+    return props
+
+
+class LocalBroker:
+    """One Kafka JVM serving ``spec.host:spec.port``; survives the Python process that started it."""
+
+    def __init__(self, spec: BrokerSpec, classpath: str | None = None):
+        self.spec = replace(spec, data_dir=Path(spec.data_dir).expanduser().resolve())
+        self._classpath = classpath
+        self._controller_port = spec.controller_port
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
+
+    # paths
+    @property
+    def data_dir(self) -> Path:
+        return self.spec.data_dir
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def _properties_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def _log_dirs(self) -> Path:
+        return self.data_dir / "kraft"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.spec.host}:{self.spec.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    @property
+    def controller_port(self) -> int | None:
+        """The controller listener's port: spec.controller_port, or the one picked at start."""
+        return self._controller_port
+
+    # attaching from another process
+    @classmethod
+    def attach(cls, data_dir: Path) -> LocalBroker:
+        """The broker last started from ``data_dir``, whether or not it still runs.
+
+        For ``fs-bus local status/down`` in a process other than the one that started it.
+        """
+        data_dir = Path(data_dir).expanduser().resolve()
+        props_path = data_dir / "server.properties"
+        if not props_path.is_file():
+            raise LocalClusterError(f"no local broker was ever started from {data_dir} (no server.properties)")
+        props = _read_properties(props_path)
+        listeners = dict(
+            re.findall(r"(\w+)://([^,]+)", props.get("listeners", ""))
+        )
+        host, _, port = listeners.get("PLAINTEXT", "127.0.0.1:9092").rpartition(":")
+        cport = listeners.get("CONTROLLER", "").rpartition(":")[2]
+        broker = cls(BrokerSpec(data_dir=data_dir, port=int(port), host=host))
+        broker._controller_port = int(cport) if cport else None
+        broker._pid = broker._read_pid()
+        return broker
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _exited(self, pid: int) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            return self._proc.poll() is not None  # poll() also reaps, so our child leaves no zombie
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # exists, owned by someone else
+        if not Path("/proc/self/stat").exists():
+            return False  # no procfs (macOS): kill(0) is all we can know
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state not in ("Z", "X"):
+            return False
+        # A zombie has finished (only its parent can reap it), but a JVM's main thread
+        # turns Z while its other threads are still exiting and still hold the ports
+        # and the log dir lock: done means no thread but the leader is left.
+        try:
+            return len(os.listdir(f"/proc/{pid}/task")) <= 1
+        except OSError:
+            return True
+
+    def _is_our_broker(self, pid: int) -> bool:
+        if self._exited(pid):
+            return False
+        if self._proc is not None and self._proc.pid == pid:
+            return True
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if not cmdline.exists():
+            return True  # no procfs: trust the pid file
+        # The pid may have been reused since the broker died: only the JVM started on
+        # this data dir counts. (A JVM in the middle of exiting shows an empty cmdline,
+        # which is why waiting for an exit goes through _exited, not this.)
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return b"kafka.Kafka" in args and str(self._properties_path).encode() in args
+
+    def is_running(self) -> bool:
+        return self._pid is not None and self._is_our_broker(self._pid)
+
+    # lifecycle
+    def start(self, wait_timeout: float = 60.0) -> None:
+        """Start the JVM and return once it answers metadata requests."""
+        if self.is_running():
+            return
+        previous = self._read_pid()
+        if previous is not None and self._is_our_broker(previous):
+            raise LocalClusterError(
+                f"a broker started from {self.data_dir} is already running (pid {previous}); "
+                f"stop it first (fs-bus local down)"
+            )
+        spec = self.spec
+        if _port_in_use(spec.host, spec.port):
+            raise LocalClusterError(
+                f"port {spec.host}:{spec.port} is already in use (another Kafka broker?); "
+                f"stop whatever listens there or choose another port"
+            )
+        if spec.controller_port is None:
+            # Picked afresh on every start: the KRaft quorum state keeps voter ids, not endpoints.
+            self._controller_port = free_port(spec.host)
+        elif _port_in_use(spec.host, spec.controller_port):
+            raise LocalClusterError(
+                f"controller port {spec.host}:{spec.controller_port} is already in use; "
+                f"choose another controller port (or leave it unset to pick a free one)"
+            )
+        java = check_java()
+        classpath = self._classpath or resolve_kafka_classpath()
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        if not (self._log_dirs / "meta.properties").is_file():
+            self._format(java, classpath)
+
+        log4j = self.data_dir / "log4j2.properties"
+        log4j.write_text(resources.files("fs_bus.local").joinpath("log4j2.properties").read_text())
+        cmd = [
+            java, f"-Xmx{spec.heap}", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp", classpath, "kafka.Kafka", str(self._properties_path),
+        ]
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, start_new_session=True,  # own group: stop() kills it whole, Ctrl-C in a shell does not
+            )
+        self._pid = self._proc.pid
+        self.pid_path.write_text(f"{self._pid}\n")
+        try:
+            self._wait_ready(wait_timeout)
+        except BaseException:
+            self.stop(timeout=10)
+            raise
+
+    def _write_config(self) -> None:
+        spec = self.spec
+        config = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{spec.host}:{self._controller_port}",
+            "listeners": f"PLAINTEXT://{spec.host}:{spec.port},CONTROLLER://{spec.host}:{self._controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{spec.host}:{spec.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self._log_dirs),
+            "offsets.topic.replication.factor": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "num.partitions": "1",
+            "auto.create.topics.enable": "true",
+            # Compaction tests use a tiny segment.ms; the default 15 s backoff would make
+            # every one of them wait for the cleaner.
+            "log.cleaner.backoff.ms": "500",
+            **spec.extra_config,
+        }
+        text = "# written by fs_bus.local.broker on every start\n"
+        text += "".join(f"{k}={v}\n" for k, v in config.items())
+        self._properties_path.write_text(text)
+
+    def _format(self, java: str, classpath: str) -> None:
+        # No --standalone: controller.quorum.voters already names the only voter.
+        cmd = [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+               "-t", _new_cluster_id(), "-c", str(self._properties_path)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=self.data_dir, check=False)
+        if out.returncode != 0:
+            raise LocalClusterError(
+                f"formatting the Kafka storage in {self._log_dirs} failed (exit {out.returncode}):\n"
+                f"{(out.stdout + out.stderr).strip()[-3000:]}"
+            )
+
+    def _wait_ready(self, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        deadline = time.monotonic() + timeout
+        spec = self.spec
+
+        def check_alive() -> None:
+            if not self.is_running():
+                rc = self._proc.returncode if self._proc is not None else None
+                raise LocalClusterError(
+                    f"the Kafka broker exited during startup (exit code {rc}); last lines of "
+                    f"{self.log_path}:\n{_tail(self.log_path, 20)}"
+                )
+
+        def timed_out() -> LocalClusterError:
+            return LocalClusterError(
+                f"the Kafka broker did not become ready on {self.bootstrap_servers} within "
+                f"{timeout:.0f}s; last lines of {self.log_path}:\n{_tail(self.log_path, 20)}"
+            )
+
+        # Wait for the listener first: librdkafka would log every refused connection.
+        while not _accepts_connections(spec.host, spec.port):
+            check_alive()
+            if time.monotonic() > deadline:
+                raise timed_out()
+            time.sleep(0.1)
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 3})
+        while True:
+            check_alive()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise timed_out()
+            try:
+                md = admin.list_topics(timeout=min(2.0, remaining))
+            except Exception:  # KafkaException while the broker registers itself
+                time.sleep(0.1)
+                continue
+            if md.brokers:
+                return
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the broker's process group (a clean shutdown), SIGKILL after ``timeout``."""
+        pid = self._pid if self._pid is not None else self._read_pid()
+        if pid is None:
+            return
+        self._pid = pid
+        if self._is_our_broker(pid):
+            self._signal_group(pid, signal.SIGTERM)
+            if not self._wait_exit(pid, timeout):
+                self._signal_group(pid, signal.SIGKILL)
+                self._wait_exit(pid, 10.0)
+        self._pid = None
+        self._proc = None
+        with contextlib.suppress(OSError):
+            if self._read_pid() == pid:
+                self.pid_path.unlink()
+
+    @staticmethod
+    def _signal_group(pid: int, sig: signal.Signals) -> None:
+        try:
+            os.killpg(pid, sig)  # the JVM leads its own session, so pgid == pid
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            os.kill(pid, sig)
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            try:
+                self._proc.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        deadline = time.monotonic() + timeout
+        while not self._exited(pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
+    def __enter__(self) -> LocalBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"LocalBroker({self.bootstrap_servers}, data_dir={str(self.data_dir)!r}, pid={self._pid})"
