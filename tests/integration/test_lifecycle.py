@@ -102,14 +102,14 @@ def test_sql_file_option(bootstrap_servers, namespace, nodes, tmp_path):
 
 
 @pytest.mark.parametrize("mutate, field", [
-    (lambda c: c.replace("topic: {src}", "topic: 'bad topic!'"), "input-groups[0].inputs[0].topic"),
+    (lambda c: c.replace("topic: in-topic", "topic: 'bad topic!'"), "input-groups[0].inputs[0].topic"),
     (lambda c: c.replace("group_id:", "grup_id:"), "input-groups[0].inputs[0].grup_id"),
     (lambda c: c.replace("outputs:", "outptus:"), "outptus"),
     (lambda c: c.replace("type: processor", "type: lambda"), "type"),
 ])
 def test_invalid_config_is_refused_with_the_field_named_and_nothing_written(
         bootstrap_servers, namespace, client, mutate, field):
-    config = mutate(upper_config(bootstrap_servers, "bad", "{src}", "out").replace("{src}", "{src}"))
+    config = mutate(upper_config(bootstrap_servers, "bad", "in-topic", "out"))
     with pytest.raises(InvalidConfig) as info:
         client.create_function_from_bytes(UPPER_WASM.read_bytes(), config)
     assert info.value.field == field
