@@ -156,6 +156,20 @@ def local_up(directory: Path | None, port: int, namespace: str, no_node: bool) -
         sys.exit(EXIT_FAILED)
 
 
+@local.command("demo")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+@click.option("--port", type=int, default=9092, show_default=True)
+def local_demo(directory: Path | None, port: int) -> None:
+    """Run the main job end to end: broker, node, the upper example, records in and out."""
+    from fs_bus.local import cluster, demo
+
+    try:
+        demo.run(cluster.local_dir(directory), port=port, say=lambda m: Console().print(m, highlight=False))
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+
+
 @local.command("down")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
 @click.option("--purge", is_flag=True, help="Also delete the broker's data and logs.")
