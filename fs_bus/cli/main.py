@@ -93,7 +93,8 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
 def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool) -> None:
     """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS.
 
-    Without -e or -f, starts an interactive shell with history.
+    Without -e or -f, reads statements from standard input when it is piped, else
+    starts an interactive shell with history and keyword completion.
     """
     from fs_bus.client import FsClient
     from fs_bus.sql.runner import SqlRunner
@@ -105,6 +106,8 @@ def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout:
     with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
         runner = SqlRunner(client, console, wait=not no_wait, timeout=timeout)
         if text is None and file is None:
+            if not sys.stdin.isatty():  # piped statements run as a script, as psql does
+                sys.exit(run_script(runner, sys.stdin.read()))
             from fs_bus.cli.repl import repl
             repl(runner)
             return

@@ -65,15 +65,16 @@ def ensure_topics(admin: AdminClient, topics: Topics, overrides: Mapping[str, Ma
         raise KafkaUnavailable(f"cannot list topics: {exc}") from None
     missing = [NewTopic(n, num_partitions=1, replication_factor=-1, config=dict(c))
                for n, c in specs.items() if n not in existing]
+    present = [n for n in specs if n in existing]
     if missing:
         for name, fut in admin.create_topics(missing, request_timeout=timeout).items():
             try:
                 fut.result()
                 log.info("created topic %s", name)
             except KafkaException as exc:
-                if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another node won the race
+                if exc.args[0].code() != 36:
                     raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
-    present = [n for n in specs if n in existing]
+                present.append(name)  # TOPIC_ALREADY_EXISTS: someone else made it; check it like the rest
     if present:
         _check_configs(admin, present, timeout)
 
