@@ -136,3 +136,21 @@ def test_wait_false_returns_once_durable(bootstrap_servers, namespace, client):
                                              upper_config(bootstrap_servers, "later", "a", "b"), wait=False)
     assert client.stop_function("later", wait=False)
     assert function_state(client, "later").desired == "STOPPED"
+
+
+def test_readme_flow_with_kcat(bootstrap_servers, namespace, client, nodes):
+    """The README's `kcat -P ... <<< 'hello'` reaches the function and comes out upper-cased."""
+    import shutil
+
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        pytest.skip("kcat is not installed (.ci/run installs it with apt-get)")
+    nodes("n1")
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap_servers, "upper", src, dst))
+    subprocess.run([kcat, "-P", "-b", bootstrap_servers, "-t", src], input="hello\n", text=True, check=True,
+                   timeout=30)
+    out = wait_until(lambda: subprocess.run(
+        [kcat, "-C", "-b", bootstrap_servers, "-t", dst, "-e", "-q"], capture_output=True, text=True,
+        timeout=30).stdout.split(), 30, "HELLO on the output topic")
+    assert out == ["HELLO"]
