@@ -106,8 +106,8 @@ class FsClient:
             kind = ArtifactKind.WASM_COMPONENT
         else:
             raise InvalidArtifact(
-                f"function {config.name!r} has type 'python'; register Python functions with "
-                "create_python_function (a .wasm file needs type: processor)")
+                f"function {config.name!r} has type 'python', but this fs-bus runs only WebAssembly "
+                "components (type: processor) so far; a .wasm file needs type: processor")
         text = config_content.decode() if isinstance(config_content, bytes) else config_content
         state = self._read_control()
         if config.name in state.table:

@@ -22,7 +22,7 @@ from fs_bus.errors import InvalidConfig
 T = TypeVar("T")
 
 # A function name becomes a Kafka record key, a status key and a SQL identifier.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 INPUT_SELECTORS = ("round-robin", "sequential")
 
 _CHANNEL_KEYS = {
@@ -72,7 +72,7 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
     top = _mapping(data, "config")
     _known_keys(top, _TOP_KEYS, "")
     name = _string(top, "name", "")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise InvalidConfig(
             "must start with a letter or digit and hold only letters, digits, '.', '_' and '-' (at most 200)",
             "name")
@@ -153,7 +153,7 @@ def _endpoint_type(m: dict[str, Any], key: str, path: str) -> None:
 
 def _topic(m: dict[str, Any], path: str) -> str:
     topic = _string(m, "topic", path)
-    if not re.match(r"^[A-Za-z0-9._-]{1,249}$", topic) or topic in (".", ".."):
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
         raise InvalidConfig(f"{topic!r} is not a legal Kafka topic name (letters, digits, '.', '_', '-')",
                             _join(path, "topic"))
     return topic

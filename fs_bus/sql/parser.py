@@ -58,11 +58,11 @@ class Token:
 
 _TOKEN_RE = re.compile(r"""
     (?P<ws>\s+|--[^\n]*)
-  | (?P<word>[A-Za-z_][A-Za-z0-9_.\-]*)
-  | (?P<number>[0-9][A-Za-z0-9_.\-]*)
-  | (?P<string>'(?:[^']|'')*')
-  | (?P<dquoted>"(?:[^"]|"")*")
-  | (?P<bquoted>`(?:[^`]|``)*`)
+  | (?P<word>[A-Za-z_](?:[A-Za-z0-9_.]|-(?!-))*)
+  | (?P<number>[0-9](?:[A-Za-z0-9_.]|-(?!-))*)
+  | (?P<string>'(?:[^']|'')*'(?!'))
+  | (?P<dquoted>"(?:[^"]|"")*"(?!"))
+  | (?P<bquoted>`(?:[^`]|``)*`(?!`))
   | (?P<punct>[(),;=])
 """, re.VERBOSE)
 
