@@ -19,10 +19,31 @@ class Emitted:
 
 
 class Processor(Protocol):
-    """One instance of user code, owned by one partition worker (its own state)."""
+    """One instance of user code, owned by one partition worker (its own state).
+
+    Hooks the user code does not define are no-ops: ``process_watermark`` and
+    ``take_checkpoint`` emit nothing, ``check_heartbeat`` is True, ``custom``
+    raises ``GuestError`` saying the function has no such export.
+    """
 
     def process(self, source_id: int, data: bytes) -> Emitted:
         """Run the function on one record; raise ``GuestError`` if user code fails."""
+        ...
+
+    def process_watermark(self, source_id: int, watermark: int) -> Emitted:
+        """The event time of input ``source_id`` advanced to ``watermark`` (ms)."""
+        ...
+
+    def take_checkpoint(self, checkpoint_id: int) -> Emitted:
+        """Offsets up to here are about to be committed; ids grow by one per commit."""
+        ...
+
+    def check_heartbeat(self) -> bool:
+        """False means the instance is unhealthy and must be replaced."""
+        ...
+
+    def custom(self, payload: bytes) -> bytes:
+        """The function's own request/response entry point (``fs-custom``)."""
         ...
 
     def close(self) -> None:

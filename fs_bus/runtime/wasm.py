@@ -4,7 +4,10 @@
 One :class:`WasmEngine` per node compiles components (and caches the compiled form
 on disk); one :class:`WasmProcessor` per partition worker owns a Store and an
 instance, so state never leaks between partitions and no Store is ever shared
-between threads.
+between threads. The guest's ``functionstream:core/kv`` calls are served from the
+processor's :class:`~fs_bus.state.backend.StateBackend` (the partition's state)
+through :mod:`fs_bus.state.kv`; WASI guests get ``wasi:cli`` & co. with nothing
+granted unless :class:`WasiGrants` says so, their stdout and stderr going to a log.
 
 Facts about wasmtime-py 50 this module relies on (probed, see DESIGN.md):
 
@@ -27,19 +30,45 @@ Facts about wasmtime-py 50 this module relies on (probed, see DESIGN.md):
   crashes the process, so the cache is read into memory instead.
 - ``Component(engine, data)`` parses ``bytes`` that do not start with ``\\0`` as
   WAT text, so the binary header is checked before anything is compiled.
+- Resources: ``add_resource(name, ResourceType.host(id), dtor)``; a constructor
+  returns ``ResourceHost.own(rep, id)``; a method gets its ``self`` as a borrowed
+  ``ResourceAny`` and must call ``.to_host(store)`` on it (which gives ``.rep``):
+  a borrow left untouched fails the guest's call with "borrow handles still
+  remain at the end of the call". ``dtor(store, rep)`` runs when the guest drops
+  its handle.
+- A ``record`` reaches a host function as a ``wasmtime.component.Record`` whose
+  attributes carry the WIT field names, dashes included (``getattr(r, "user-key")``).
+- ``result``/``option`` cross as plain values (None, the payload), a variant with
+  payloads as ``Variant(tag, payload)``. But an error cannot be returned from a
+  function whose result is ``result<option<T>, E>``: wasmtime-py tries the ``ok``
+  case first, and an ``option``'s ``none`` case claims every Python object, so
+  lowering fails ("value not valid for this variant") and the guest traps.
+  :class:`_Err` and :func:`_lower_result` make the err case explicit.
+- WASI output: ``WasiConfig.stdout_custom``/``stderr_custom`` callbacks run on a
+  wasmtime worker thread (before the guest's blocking write returns), cost about
+  0.5 ms per write, and make that thread panic at interpreter exit if a Store
+  holding one is still alive; ``stdout_file`` opens its file at once. See
+  :class:`_GuestOutput` for what we do instead.
+
+The ``fs-exec: func(payload: list<u8>)`` form of the reference world gets the class
+name and modules as UTF-8 JSON: ``{"class-name": str, "modules": [[name,
+base64(bytes)], ...]}``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.metadata
 import itertools
+import json
 import logging
 import math
 import os
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +77,8 @@ from wasmtime import component as wc
 
 from fs_bus.errors import ArtifactError, GuestError, GuestTimeout, InvalidArtifact
 from fs_bus.runtime.base import Emitted
+from fs_bus.state.backend import MemoryBackend, StateBackend, StateError
+from fs_bus.state.kv import ComplexKey, KvIterator, KvStore
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +87,17 @@ KV = "functionstream:core/kv@0.1.0"
 
 # The processor world's exports, as WIT parameter/result types (names left out:
 # we call positionally, and toolchains are free to rename parameters).
-PROCESSOR_EXPORTS: dict[str, str] = {
-    "fs-init": "func(list<tuple<string, string>>)",
-    "fs-process": "func(u32, list<u8>)",
-    "fs-process-watermark": "func(u32, u64)",
-    "fs-take-checkpoint": "func(u64)",
-    "fs-check-heartbeat": "func() -> bool",
-    "fs-close": "func()",
-    "fs-exec": "func(string, list<tuple<string, list<u8>>>)",
-    "fs-custom": "func(list<u8>) -> list<u8>",
+# The reference world was published in two versions that differ in two exports;
+# both are accepted (the first form is the one in wit/processor.wit).
+PROCESSOR_EXPORTS: dict[str, tuple[str, ...]] = {
+    "fs-init": ("func(list<tuple<string, string>>)",),
+    "fs-process": ("func(u32, list<u8>)",),
+    "fs-process-watermark": ("func(u32, u64)",),
+    "fs-take-checkpoint": ("func(u64)", "func(u64) -> list<u8>"),
+    "fs-check-heartbeat": ("func() -> bool",),
+    "fs-close": ("func()",),
+    "fs-exec": ("func(string, list<tuple<string, list<u8>>>)", "func(list<u8>)"),
+    "fs-custom": ("func(list<u8>) -> list<u8>",),
 }
 
 # The host functions we define are untyped (wasmtime-py's add_func): wasmtime
@@ -74,6 +107,35 @@ COLLECTOR_FUNCS: dict[str, str] = {
     "emit": "func(u32, list<u8>)",
     "emit-watermark": "func(u32, u64)",
 }
+
+# The same check for kv. Resources render as own/borrow (their names are not
+# visible through wasmtime-py's types), records and variants structurally.
+_KV_ERROR = "variant{not-found, io-error(string), other(string)}"
+_KV_KEY = "record{key-group: list<u8>, key: list<u8>, namespace: list<u8>, user-key: list<u8>}"
+KV_FUNCS: dict[str, str] = {
+    "[constructor]store": "func(string) -> own",
+    "[method]store.put-state": f"func(borrow, list<u8>, list<u8>) -> result<_, {_KV_ERROR}>",
+    "[method]store.get-state": f"func(borrow, list<u8>) -> result<option<list<u8>>, {_KV_ERROR}>",
+    "[method]store.delete-state": f"func(borrow, list<u8>) -> result<_, {_KV_ERROR}>",
+    "[method]store.list-states": f"func(borrow, list<u8>, list<u8>) -> result<list<list<u8>>, {_KV_ERROR}>",
+    "[method]store.put": f"func(borrow, {_KV_KEY}, list<u8>) -> result<_, {_KV_ERROR}>",
+    "[method]store.get": f"func(borrow, {_KV_KEY}) -> result<option<list<u8>>, {_KV_ERROR}>",
+    "[method]store.delete": f"func(borrow, {_KV_KEY}) -> result<_, {_KV_ERROR}>",
+    "[method]store.merge": f"func(borrow, {_KV_KEY}, list<u8>) -> result<_, {_KV_ERROR}>",
+    "[method]store.delete-prefix": f"func(borrow, {_KV_KEY}) -> result<_, {_KV_ERROR}>",
+    "[method]store.list-complex": (
+        f"func(borrow, list<u8>, list<u8>, list<u8>, list<u8>, list<u8>) -> result<list<list<u8>>, {_KV_ERROR}>"
+    ),
+    "[method]store.scan-complex": f"func(borrow, list<u8>, list<u8>, list<u8>) -> result<own, {_KV_ERROR}>",
+    "[method]iterator.has-next": f"func(borrow) -> result<bool, {_KV_ERROR}>",
+    "[method]iterator.next": f"func(borrow) -> result<option<tuple<list<u8>, list<u8>>>, {_KV_ERROR}>",
+}
+KV_TYPES = frozenset({"store", "iterator", "error", "complex-key"})
+
+# Host resource type ids, distinct from the ids _stub() hands out.
+_STORE_TYPE = 0x6B76_0001
+_ITERATOR_TYPE = 0x6B76_0002
+_STUB_TYPE_BASE = 0x7300_0000
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 
@@ -91,10 +153,42 @@ class LoadedComponent:
     exports: frozenset[str]  # the processor-world exports it has (fs-process always)
     imports: frozenset[str]  # every import name, e.g. "functionstream:core/collector@0.1.0"
     from_cache: bool  # deserialized from the on-disk compiled cache, not compiled
+    # export name -> its WIT signature, for exports that have two published forms
+    export_types: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def needs_wasi(self) -> bool:
         return any(name.startswith("wasi:") for name in self.imports)
+
+
+@dataclass(slots=True)
+class WasiGrants:
+    """What a WASI guest may reach beyond clocks, random numbers and the stdout
+    and stderr that the host captures into the function's log. Nothing by default:
+    no arguments, no stdin, no environment, no filesystem, no network.
+
+    ``env``: environment variables the guest sees.
+    ``preopens``: ``(host_path, guest_path)`` directories the guest may read and write.
+
+    There is no network grant: wasmtime-py 50's ``WasiConfig`` has no switch
+    for wasi:sockets, and the C API's ``wasi_config_inherit_network`` does not
+    reach a component's wasip2 context (a guest's connect to a loopback
+    listener still gets ``access-denied`` with it), so sockets stay refused.
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+    preopens: list[tuple[str, str]] = field(default_factory=list)
+
+    def config(self) -> wasmtime.WasiConfig:
+        """A WasiConfig granting exactly this."""
+        wasi = wasmtime.WasiConfig()
+        if self.env:
+            wasi.env = [(str(k), str(v)) for k, v in self.env.items()]
+        for host_path, guest_path in self.preopens:
+            if not Path(host_path).is_dir():
+                raise ValueError(f"WASI preopen {str(host_path)!r} is not a directory")
+            wasi.preopen_dir(str(host_path), str(guest_path))
+        return wasi
 
 
 class WasmEngine:
@@ -234,8 +328,253 @@ class _Sink:
         self.out = Emitted()
 
 
+class _Err:
+    """The err case of a ``result``, made explicit for :func:`_lower_result`."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
+
+
+class _ErrCaseOnly:
+    """Looks like a ``ResultType`` whose only case is ``err``, so that
+    wasmtime-py's own ``ResultType.convert_to_c`` lowers an error without first
+    trying (and wrongly taking) the ``ok`` case."""
+
+    _lower = wc.ResultType._lower
+
+    def __init__(self, err: Any) -> None:
+        self._err = err
+
+    def _cases(self) -> list[tuple[str, Any]]:
+        return [("err", self._err)]
+
+    def _tagged(self) -> bool:
+        return False
+
+
+_stock_result_to_c = wc.ResultType.convert_to_c
+
+
+def _lower_result(self: wc.ResultType, store: Any, val: Any, ptr: Any) -> None:
+    if isinstance(val, _Err):
+        return _stock_result_to_c(_ErrCaseOnly(self.err), store, val.payload, ptr)  # type: ignore[arg-type]
+    return _stock_result_to_c(self, store, val, ptr)
+
+
+# Values other than _Err lower exactly as before, so nothing else in the process
+# notices. See the module docstring for the bug this works around.
+wc.ResultType.convert_to_c = _lower_result  # type: ignore[method-assign]
+
+
+def _kv_error(e: Exception) -> wc.Variant:
+    """The world's ``error`` variant for a failure of a kv call."""
+    if isinstance(e, (StateError, OSError)):
+        return wc.Variant("io-error", str(e))
+    return wc.Variant("other", f"{type(e).__name__}: {e}")
+
+
+def _complex_key(record: Any) -> ComplexKey:
+    # wasmtime-py names a Record's attributes after the WIT fields, dashes and all.
+    return ComplexKey(
+        getattr(record, "key-group"), record.key, record.namespace, getattr(record, "user-key")
+    )
+
+
+class _KvHost:
+    """The host side of ``functionstream:core/kv`` for one processor.
+
+    Guest handles are small integers ("reps") into two tables; wasmtime runs
+    the resource destructor when the guest drops a handle, and the table entry
+    goes with it. One :class:`KvStore` per store name, shared by every handle
+    opened with that name, so an open iterator sees the writes of any of them.
+    """
+
+    __slots__ = ("backend", "stores", "store_handles", "iterators", "_reps")
+
+    def __init__(self, backend: StateBackend) -> None:
+        self.backend = backend
+        self.stores: dict[str, KvStore] = {}
+        self.store_handles: dict[int, KvStore] = {}
+        self.iterators: dict[int, KvIterator] = {}
+        self._reps = itertools.count(1)
+
+    def _new_rep(self, table: Mapping[int, Any]) -> int:
+        while True:  # reps are u32: wrap around, skipping 0 and live handles
+            rep = next(self._reps) & 0xFFFF_FFFF
+            if rep and rep not in table:
+                return rep
+
+    def define(self, kv: wc.LinkerInstance) -> None:
+        stores, iterators = self.store_handles, self.iterators
+
+        # Destructors: wasmtime calls them when the guest drops its handle.
+        def drop_store(_store: Any, rep: int) -> None:
+            stores.pop(rep, None)
+
+        def drop_iterator(_store: Any, rep: int) -> None:
+            iterators.pop(rep, None)
+
+        kv.add_resource("store", wc.ResourceType.host(_STORE_TYPE), drop_store)
+        kv.add_resource("iterator", wc.ResourceType.host(_ITERATOR_TYPE), drop_iterator)
+
+        def new_store(_store: Any, name: str) -> wc.ResourceHost:
+            kv_store = self.stores.get(name)
+            if kv_store is None:
+                kv_store = self.stores[name] = KvStore(self.backend, name)
+            rep = self._new_rep(stores)
+            stores[rep] = kv_store
+            return wc.ResourceHost.own(rep, _STORE_TYPE)
+
+        kv.add_func("[constructor]store", new_store)
+
+        def scan_complex(s: KvStore, key_group: bytes, key: bytes, namespace: bytes) -> wc.ResourceHost:
+            rep = self._new_rep(iterators)
+            iterators[rep] = s.scan_complex(key_group, key, namespace)
+            return wc.ResourceHost.own(rep, _ITERATOR_TYPE)
+
+        store_methods: dict[str, Callable[..., Any]] = {
+            "put-state": KvStore.put_state,
+            "get-state": KvStore.get_state,
+            "delete-state": KvStore.delete_state,
+            "list-states": KvStore.list_states,
+            "put": lambda s, k, v: s.put(_complex_key(k), v),
+            "get": lambda s, k: s.get(_complex_key(k)),
+            "delete": lambda s, k: s.delete(_complex_key(k)),
+            "merge": lambda s, k, v: s.merge(_complex_key(k), v),
+            "delete-prefix": lambda s, k: s.delete_prefix(_complex_key(k)),
+            "list-complex": KvStore.list_complex,
+            "scan-complex": scan_complex,
+        }
+        for name, op in store_methods.items():
+            kv.add_func(f"[method]store.{name}", _kv_method(stores, "store", op))
+        kv.add_func("[method]iterator.has-next", _kv_method(iterators, "iterator", KvIterator.has_next))
+        kv.add_func("[method]iterator.next", _kv_method(iterators, "iterator", KvIterator.next))
+
+
+def _kv_method(table: Mapping[int, Any], kind: str, op: Callable[..., Any]) -> Callable[..., Any]:
+    """A host function for a kv method: find ``self`` and run ``op`` on it; a
+    failure becomes the world's ``error`` variant, never a trap."""
+
+    def call(store: Any, this: wc.ResourceAny, *args: Any) -> Any:
+        # to_host also ends the borrow; wasmtime fails the call if one is left.
+        rep = this.to_host(store).rep
+        obj = table.get(rep)
+        if obj is None:
+            return _Err(wc.Variant("other", f"{kind} handle {rep} is not open"))
+        try:
+            return op(obj, *args)
+        except Exception as e:
+            if not isinstance(e, StateError):
+                log.warning("kv %s call failed: %s: %s", kind, type(e).__name__, e)
+            return _Err(_kv_error(e))
+
+    return call
+
+
+def _output_dir() -> str | None:
+    # tmpfs when there is one: guest output then never touches a disk.
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+class _GuestOutput:
+    """The guest's stdout and stderr, one log record per line.
+
+    Each stream is a temporary file that wasmtime writes natively and that we
+    read (from where we stopped) after every export call: an ``fstat`` per stream
+    and call when the guest printed nothing. The files are unlinked as soon as
+    both sides hold them open, so nothing is left behind, and once more than
+    ``compact_at`` bytes were read the file is truncated: wasmtime goes on writing
+    at its own offset, so the space before it becomes a hole that takes no room
+    (the logical size grows, the space used does not).
+
+    Why not ``WasiConfig.stdout_custom``: its callback runs on a wasmtime worker
+    thread, costs about 0.5 ms per write (a thread hop and a fresh Python thread
+    state each time; measured: a 60-byte print() went from ~0.1 ms to ~0.6 ms),
+    and a Store still holding one when the interpreter exits makes that thread
+    panic at shutdown.
+
+    The lines of one call are logged when the call returns, stdout's before
+    stderr's; a last line without its newline is logged then too. (wasi-libc,
+    hence print(), uses blocking writes, which are in the file when the call
+    returns; a non-blocking write still in flight then is read at the next call.)
+    """
+
+    LEVELS = {"stdout": logging.INFO, "stderr": logging.WARNING}
+
+    def __init__(
+        self, logger: logging.Logger, function_name: str, *, max_line: int = 64 * 1024, compact_at: int = 1 << 20
+    ) -> None:
+        self.logger = logger
+        self.function_name = function_name
+        self.max_line = max_line
+        self.compact_at = compact_at
+        self._fds: dict[str, int] = {}
+        self._offsets: dict[str, int] = {}
+
+    def attach(self, wasi: wasmtime.WasiConfig) -> None:
+        """Send ``wasi``'s stdout and stderr to this object."""
+        for stream in ("stdout", "stderr"):
+            fd, path = tempfile.mkstemp(prefix=f"fs-bus-guest-{stream}-", dir=_output_dir())
+            try:
+                if stream == "stdout":
+                    wasi.stdout_file = path  # wasmtime opens it right here
+                else:
+                    wasi.stderr_file = path
+            except BaseException:
+                os.close(fd)
+                raise
+            finally:
+                os.unlink(path)
+            self._fds[stream] = fd
+            self._offsets[stream] = 0
+
+    def flush(self) -> None:
+        """Log whatever the guest wrote since the last flush."""
+        for stream, fd in self._fds.items():
+            offset = self._offsets[stream]
+            size = os.fstat(fd).st_size
+            if size <= offset:
+                continue
+            data = os.pread(fd, size - offset, offset)
+            self._offsets[stream] = offset + len(data)
+            if self._offsets[stream] >= self.compact_at:
+                os.ftruncate(fd, 0)
+            for line in data.removesuffix(b"\n").split(b"\n"):
+                for i in range(0, max(len(line), 1), self.max_line):
+                    self._emit(stream, line[i : i + self.max_line])
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    def _emit(self, stream: str, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").removesuffix("\r")
+        self.logger.log(
+            self.LEVELS[stream],
+            "%s: %s",
+            stream,
+            text,
+            extra={"function_name": self.function_name, "guest_stream": stream},
+        )
+
+
 class WasmProcessor:
-    """One instance of a component, owned by one partition worker."""
+    """One instance of a component, owned by one partition worker.
+
+    ``state``: the partition's state back end, which the guest reaches through
+    ``functionstream:core/kv`` (a fresh :class:`MemoryBackend` if None). The
+    processor checkpoints it in :meth:`take_checkpoint`; it closes a backend it
+    made itself, never one it was given (the partition worker owns that).
+    ``log``: where the guest's stdout (INFO) and stderr (WARNING) lines go
+    (default: logger ``fs_bus.guest.<function_name>``).
+    ``wasi``: what a WASI guest may reach (default: nothing, see :class:`WasiGrants`).
+    """
 
     def __init__(
         self,
@@ -245,6 +584,9 @@ class WasmProcessor:
         *,
         function_name: str,
         call_timeout_s: float = 5.0,
+        state: StateBackend | None = None,
+        log: logging.Logger | None = None,
+        wasi: WasiGrants | None = None,
     ) -> None:
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
@@ -254,19 +596,28 @@ class WasmProcessor:
         self._ticks = engine.deadline_ticks(call_timeout_s)
         self._broken = False
         self._closed = False
+        self._last_checkpoint: int | None = None
         self._sink = sink = _Sink()
+        self._owns_state = state is None
+        self.state: StateBackend = MemoryBackend() if state is None else state
+        self._kv = _KvHost(self.state)
+        self._output = _GuestOutput(log or logging.getLogger(f"fs_bus.guest.{function_name}"), function_name)
 
         self._store: wasmtime.Store | None = wasmtime.Store(engine.engine)
         store = self._store
         linker = wc.Linker(engine.engine)
         if component.needs_wasi:
             # Guests built with componentize-py or the WASI adapter import
-            # wasi:cli & co. even if they never use them; print() reaches our stdio.
+            # wasi:cli & co. even if they never use them.
             linker.add_wasip2()
-            wasi = wasmtime.WasiConfig()
-            wasi.inherit_stdout()
-            wasi.inherit_stderr()
-            store.set_wasi(wasi)
+            try:
+                wasi_config = (wasi or WasiGrants()).config()
+            except (ValueError, wasmtime.WasmtimeError) as e:
+                self._drop()
+                raise GuestError(f"function {function_name!r}: bad WASI grants: {e}") from None
+            self._output.attach(wasi_config)
+            store.set_wasi(wasi_config)
+        stub_ids = itertools.count(_STUB_TYPE_BASE)
         with linker.root() as root:
             if COLLECTOR in component.imports:
 
@@ -279,13 +630,16 @@ class WasmProcessor:
                 with root.add_instance(COLLECTOR) as collector:
                     collector.add_func("emit", emit)
                     collector.add_func("emit-watermark", emit_watermark)
-            # Anything else the component imports that we do not provide (kv, for
-            # now) traps only if called. Not `define_unknown_imports_as_traps`:
-            # it defines `wasi:x@0.2.0` stubs that shadow add_wasip2's newer,
+            if KV in component.imports:
+                with root.add_instance(KV) as kv:
+                    self._kv.define(kv)
+            # Anything else the component imports that we do not provide traps
+            # only if called. Not `define_unknown_imports_as_traps`: it defines
+            # `wasi:x@0.2.0` stubs that shadow add_wasip2's newer,
             # semver-compatible 0.2.x definitions, breaking WASI guests.
             for name, ext in component.component.type.imports(engine.engine).items():
-                if name != COLLECTOR and not name.startswith("wasi:"):
-                    _stub(root, name, ext.ty, engine.engine, name)
+                if name not in (COLLECTOR, KV) and not name.startswith("wasi:"):
+                    _stub(root, name, ext.ty, engine.engine, name, stub_ids)
         self._linker: wc.Linker | None = linker
 
         store.set_epoch_deadline(self._ticks)  # instantiation may run start functions
@@ -307,6 +661,11 @@ class WasmProcessor:
         assert fs_process is not None  # _describe() refused components without it
         self._fs_process: wc.Func = fs_process
         self._fs_close = get("fs-close")
+        self._fs_process_watermark = get("fs-process-watermark")
+        self._fs_take_checkpoint = get("fs-take-checkpoint")
+        self._fs_check_heartbeat = get("fs-check-heartbeat")
+        self._fs_custom = get("fs-custom")
+        self._fs_exec = get("fs-exec")
         fs_init = get("fs-init")
         if fs_init is not None:
             config = [(str(k), str(v)) for k, v in init_config.items()]
@@ -323,20 +682,99 @@ class WasmProcessor:
         """True after a trap or a timeout: wasmtime refuses further calls."""
         return self._broken
 
+    @property
+    def open_kv_handles(self) -> dict[str, int]:
+        """How many kv ``store`` and ``iterator`` handles the guest holds open."""
+        return {"store": len(self._kv.store_handles), "iterator": len(self._kv.iterators)}
+
     def process(self, source_id: int, data: bytes | bytearray | memoryview) -> Emitted:
         # wasmtime-py accepts only `bytes` for list<u8>, not bytearray/memoryview.
         if type(data) is not bytes:
             data = bytes(data)
         self._call("fs-process", self._fs_process, source_id, data)
+        return self._take_output()
+
+    def process_watermark(self, source_id: int, watermark: int) -> Emitted:
+        """fs-process-watermark, if exported; what the guest emitted."""
+        if self._fs_process_watermark is not None:
+            self._call("fs-process-watermark", self._fs_process_watermark, source_id, watermark)
+        return self._take_output()
+
+    def take_checkpoint(self, checkpoint_id: int) -> Emitted:
+        """fs-take-checkpoint (if exported), then make the state durable.
+
+        Called at each input offset commit, before the offsets are committed;
+        ids must increase. If the guest fails (``GuestError``) the state is not
+        checkpointed; if the backend cannot commit it raises ``StateError``.
+        Either way the offsets must not be committed.
+        The ``-> list<u8>`` form's returned bytes are not used (logged at DEBUG).
+        """
+        if self._last_checkpoint is not None and checkpoint_id <= self._last_checkpoint:
+            raise ValueError(
+                f"function {self.function_name!r}: checkpoint id {checkpoint_id} "
+                f"does not follow {self._last_checkpoint}; ids must increase"
+            )
+        if self._fs_take_checkpoint is not None:
+            returned = self._call("fs-take-checkpoint", self._fs_take_checkpoint, checkpoint_id)
+            if returned is not None:
+                log.debug("function %r: fs-take-checkpoint %d returned %d bytes (unused)",
+                          self.function_name, checkpoint_id, len(returned))
+        self._check_open()
+        self.state.checkpoint()
+        self._last_checkpoint = checkpoint_id
+        return self._take_output()
+
+    def check_heartbeat(self) -> bool:
+        """fs-check-heartbeat if exported (True if not). False once the instance
+        is broken: it must be replaced either way."""
+        if self._broken:
+            return False
+        if self._fs_check_heartbeat is None:
+            self._check_open()
+            return True
+        return bool(self._call("fs-check-heartbeat", self._fs_check_heartbeat))
+
+    def custom(self, payload: bytes | bytearray | memoryview) -> bytes:
+        """fs-custom: the function's own request/response entry point."""
+        if self._fs_custom is None:
+            self._check_open()
+            raise GuestError(f"function {self.function_name!r} does not export fs-custom")
+        result: bytes = self._call("fs-custom", self._fs_custom, bytes(payload))
+        return result
+
+    def exec(self, class_name: str, modules: list[tuple[str, bytes]]) -> None:
+        """fs-exec: hand a Python runtime component the class to run and the
+        modules of a ``type: python`` artifact. What it emits goes out with the
+        next process() result, as for fs-init.
+
+        The ``fs-exec: func(payload: list<u8>)`` form gets UTF-8 JSON
+        ``{"class-name": class_name, "modules": [[name, base64(bytes)], ...]}``.
+        """
+        if self._fs_exec is None:
+            self._check_open()
+            raise GuestError(f"function {self.function_name!r} does not export fs-exec; it is not a Python runtime")
+        mods = [(str(name), bytes(code)) for name, code in modules]
+        if self._component.export_types.get("fs-exec") == "func(list<u8>)":
+            payload = json.dumps(
+                {"class-name": class_name, "modules": [[n, base64.b64encode(c).decode("ascii")] for n, c in mods]}
+            ).encode()
+            self._call("fs-exec", self._fs_exec, payload)
+        else:
+            self._call("fs-exec", self._fs_exec, class_name, mods)
+
+    def _take_output(self) -> Emitted:
         out = self._sink.out
         self._sink.out = Emitted()
         return out
 
-    def _call(self, export: str, func: wc.Func, *args: Any) -> Any:
+    def _check_open(self) -> None:
         if self._closed:
             raise GuestError(f"function {self.function_name!r}: instance is closed")
         if self._broken:
             raise GuestError(f"function {self.function_name!r}: instance is broken after a previous trap; restart it")
+
+    def _call(self, export: str, func: wc.Func, *args: Any) -> Any:
+        self._check_open()
         store = self._store
         assert store is not None
         store.set_epoch_deadline(self._ticks)
@@ -354,6 +792,9 @@ class WasmProcessor:
             if isinstance(e, wasmtime.WasmtimeError):
                 raise GuestError(f"function {self.function_name!r} trapped in {export}: {_cause(text)}\n{text}") from None
             raise GuestError(f"function {self.function_name!r} failed in {export}: {type(e).__name__}: {e}") from e
+        finally:
+            # A line printed without its newline belongs to this call, not the next.
+            self._output.flush()
 
     def close(self) -> None:
         """Call fs-close if exported (a failure there is logged, not raised), then free the instance."""
@@ -378,6 +819,12 @@ class WasmProcessor:
             self._store.close()
             self._store = None
         self._linker = None
+        self._output.close()
+        self._kv.store_handles.clear()
+        self._kv.iterators.clear()
+        if self._owns_state:
+            self._owns_state = False
+            self.state.close()
 
     def __enter__(self) -> WasmProcessor:
         return self
@@ -390,10 +837,12 @@ class WasmProcessor:
 
 
 class _NotProvided(Exception):
-    """Raised by a stub for an import this host does not implement (yet)."""
+    """Raised by a stub for an import this host does not implement."""
 
 
-def _stub(parent: wc.LinkerInstance, name: str, item: Any, engine: wasmtime.Engine, where: str) -> None:
+def _stub(
+    parent: wc.LinkerInstance, name: str, item: Any, engine: wasmtime.Engine, where: str, type_ids: Iterator[int]
+) -> None:
     """Define import ``name`` so that instantiation succeeds and only a call fails."""
     if isinstance(item, wc.FuncType):
 
@@ -403,16 +852,13 @@ def _stub(parent: wc.LinkerInstance, name: str, item: Any, engine: wasmtime.Engi
         parent.add_func(name, trap)
     elif isinstance(item, wc.ResourceType):
         # A distinct host type per resource, so the guest's distinct types stay distinct.
-        parent.add_resource(name, wc.ResourceType.host(next(_stub_resource_ids)), lambda _store, _rep: None)
+        parent.add_resource(name, wc.ResourceType.host(next(type_ids)), lambda _store, _rep: None)
     elif isinstance(item, wc.ComponentInstanceType):
         with parent.add_instance(name) as instance:
             for export, ext in item.exports(engine).items():
-                _stub(instance, export, ext.ty, engine, f"{where}#{export}")
+                _stub(instance, export, ext.ty, engine, f"{where}#{export}", type_ids)
     # Value types need no definition; a module or component import cannot be
     # stubbed and makes instantiation fail with a message naming it.
-
-
-_stub_resource_ids = itertools.count(1 << 32)
 
 
 def _check_header(wasm: bytes) -> None:
@@ -425,38 +871,52 @@ def _check_header(wasm: bytes) -> None:
         )
 
 
+def _check_import(
+    engine: wasmtime.Engine, import_types: Mapping[str, Any], iface: str, funcs: Mapping[str, str], types: frozenset[str]
+) -> None:
+    """The host functions we define are untyped (wasmtime-py's add_func): refuse
+    a component whose import of ``iface`` does not match the WIT."""
+    if iface not in import_types:
+        return
+    instance = import_types[iface].ty
+    if not isinstance(instance, wc.ComponentInstanceType):
+        raise InvalidArtifact(f"import {iface} is a {type(instance).__name__}, not an interface instance")
+    for name, ext in instance.exports(engine).items():
+        item = ext.ty
+        if name in types and not isinstance(item, wc.FuncType):
+            continue
+        expected = funcs.get(name)
+        if expected is None:
+            raise InvalidArtifact(f"import {iface} asks for {name!r}, which the interface does not have")
+        got = _wit_func(item) if isinstance(item, wc.FuncType) else type(item).__name__
+        if got != expected:
+            raise InvalidArtifact(f"import {iface}#{name} has type {got}, but the interface says {expected}")
+
+
 def _describe(engine: wasmtime.Engine, sha256: str, component: wc.Component, from_cache: bool) -> LoadedComponent:
     ty = component.type
     import_types = ty.imports(engine)
     imports = frozenset(import_types)
-    if COLLECTOR in import_types:
-        collector = import_types[COLLECTOR].ty
-        if not isinstance(collector, wc.ComponentInstanceType):
-            raise InvalidArtifact(f"import {COLLECTOR} is a {type(collector).__name__}, not an interface instance")
-        for name, ext in collector.exports(engine).items():
-            expected = COLLECTOR_FUNCS.get(name)
-            if expected is None:
-                raise InvalidArtifact(f"import {COLLECTOR} asks for {name!r}, which the interface does not have")
-            item = ext.ty
-            got = _wit_func(item) if isinstance(item, wc.FuncType) else type(item).__name__
-            if got != expected:
-                raise InvalidArtifact(f"import {COLLECTOR}#{name} has type {got}, but the interface says {expected}")
-    exports: set[str] = set()
+    _check_import(engine, import_types, COLLECTOR, COLLECTOR_FUNCS, frozenset())
+    _check_import(engine, import_types, KV, KV_FUNCS, KV_TYPES)
+    export_types: dict[str, str] = {}
     for name, ext in ty.exports(engine).items():
-        expected = PROCESSOR_EXPORTS.get(name)
-        if expected is None:
+        accepted = PROCESSOR_EXPORTS.get(name)
+        if accepted is None:
             continue  # extra exports are none of our business
         item = ext.ty
         got = _wit_func(item) if isinstance(item, wc.FuncType) else type(item).__name__
-        if got != expected:
-            raise InvalidArtifact(f"export {name} has type {got}, but the processor world says {expected}")
-        exports.add(name)
-    if "fs-process" not in exports:
+        if got not in accepted:
+            raise InvalidArtifact(
+                f"export {name} has type {got}, but the processor world says {' or '.join(accepted)}"
+            )
+        export_types[name] = got
+    if "fs-process" not in export_types:
         raise InvalidArtifact(
             "component does not export fs-process: func(source-id: u32, data: list<u8>); "
             f"its exports are: {', '.join(sorted(ty.exports(engine))) or 'none'}"
         )
-    return LoadedComponent(sha256, component, frozenset(exports), imports, from_cache)
+    return LoadedComponent(sha256, component, frozenset(export_types), imports, from_cache, export_types)
 
 
 _PRIMITIVES: dict[type, str] = {
@@ -480,6 +940,11 @@ def _wit(ty: Any) -> str:
     if isinstance(ty, wc.ResultType):
         ok = _wit(ty.ok) if ty.ok is not None else "_"
         return f"result<{ok}, {_wit(ty.err)}>" if ty.err is not None else f"result<{ok}>"
+    if isinstance(ty, wc.RecordType):
+        return "record{" + ", ".join(f"{name}: {_wit(t)}" for name, t in ty.fields) + "}"
+    if isinstance(ty, wc.VariantType):
+        return "variant{" + ", ".join(name if t is None else f"{name}({_wit(t)})" for name, t in ty.cases) + "}"
+    # own, borrow (the resource's name is not visible), enum, flags, ...
     return type(ty).__name__.removesuffix("Type").lower()
 
 

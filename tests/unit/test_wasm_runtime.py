@@ -321,13 +321,39 @@ def test_processors_of_one_component_have_independent_state(engine: WasmEngine) 
         p2.close()
 
 
-def test_kv_import_is_stubbed_until_the_host_provides_it(engine: WasmEngine) -> None:
+def test_kv_constructor_reaches_the_host(engine: WasmEngine) -> None:
     loaded = engine.load(sha(KV_USER), KV_USER)
     assert KV in loaded.imports
     with WasmProcessor(engine, loaded, {}, function_name="kvf") as p:
         assert p.process(0, b"ok").records == [(0, b"ok")]
-        with pytest.raises(GuestError, match=r"'kvf' failed in fs-process: .*kv@0.1.0#\[constructor\]store is not provided"):
-            p.process(1, b"calls kv")
+        assert p.process(1, b"calls kv").records == [(0, b"calls kv")]
+        assert p.open_kv_handles == {"store": 1, "iterator": 0} and not p.broken
+
+
+UNKNOWN_USER = make(
+    imports="""
+  (import "example:unknown/thing@0.1.0" (instance $kv
+    (export "store" (type $store (sub resource)))
+    (export "[constructor]store" (func (param "name" string) (result (own $store))))))
+  (alias export $kv "[constructor]store" (func $store_new))""",
+    lowers='(core func $store_new_lowered (canon lower (func $store_new) (memory $mem) string-encoding=utf8))',
+    core_imports='(import "kv" "store-new" (func $store_new (param i32 i32) (result i32)))',
+    with_='(with "kv" (instance (export "store-new" (func $store_new_lowered))))',
+    core="""
+    (func (export "fs-process") (param $src i32) (param $ptr i32) (param $len i32)
+      (if (i32.eq (local.get $src) (i32.const 1))
+        (then (drop (call $store_new (i32.const 0) (i32.const 0)))))
+      (call $emit (i32.const 0) (local.get $ptr) (local.get $len)))
+    """,
+)
+
+
+def test_unknown_imports_are_stubbed_to_trap_when_called(engine: WasmEngine) -> None:
+    loaded = engine.load(sha(UNKNOWN_USER), UNKNOWN_USER)
+    with WasmProcessor(engine, loaded, {}, function_name="kvf") as p:
+        assert p.process(0, b"ok").records == [(0, b"ok")]
+        with pytest.raises(GuestError, match=r"'kvf' failed in fs-process: .*thing@0.1.0#\[constructor\]store is not provided"):
+            p.process(1, b"calls it")
         assert p.broken
 
 
