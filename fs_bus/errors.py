@@ -97,6 +97,10 @@ class FunctionFailed(FsBusError):
         super().__init__(f"function {name!r} failed: {detail}")
 
 
+class CallFailed(FsBusError):
+    """A call to a function's fs-custom export failed (the function raised, or cannot be called)."""
+
+
 # --- running user code -------------------------------------------------------
 
 

@@ -136,6 +136,35 @@ def run_script(runner, script: str) -> int:
     return 0
 
 
+@cli.command()
+@kafka_options
+@click.argument("name")
+@click.argument("payload", required=False)
+@click.option("--payload-file", type=click.File("rb"), default=None, help="Read the payload from a file ('-': stdin).")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the answer.")
+def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None, payload_file, timeout: float) -> None:
+    """Call function NAME's fs-custom export with PAYLOAD and print its answer.
+
+    The instance owning the function's first input partition answers, with that
+    partition's state. The answer is written to stdout as raw bytes.
+    """
+    from fs_bus.client import FsClient
+
+    if (payload is None) == (payload_file is None):
+        raise click.UsageError("give the payload as an argument or with --payload-file, not both")
+    data = payload.encode() if payload is not None else payload_file.read()
+    try:
+        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
+            answer = client.call_function(name, data, timeout=timeout)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    sys.stdout.buffer.write(answer)
+    if sys.stdout.isatty() and not answer.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    sys.stdout.flush()
+
+
 @cli.group()
 def local() -> None:
     """A local Kafka broker (KRaft) and one node, for development."""

@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -23,10 +24,12 @@ from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
 from fs_bus.client.models import FunctionInfo, NodeInfo, ShowFunctionsResult
+from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.errors import (
-    FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, NoLiveNodes, WaitTimeout,
+    CallFailed, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, NoLiveNodes, WaitTimeout,
 )
 from fs_bus.kafka import clients
+from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
 from fs_bus.kafka.topics import Topics, ensure_topics
@@ -156,6 +159,42 @@ class FsClient:
         nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
                  for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
         return ShowFunctionsResult(functions=infos, nodes=nodes)
+
+    def call_function(self, name: str, payload: bytes | str, *, timeout: float | None = None) -> bytes:
+        """Call the function's ``fs-custom`` export with ``payload`` and return its answer.
+
+        One running instance answers: the one that owns the function's first input
+        partition, with that partition's state.
+        """
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        state = self._read_control()
+        record = state.table.get(name)
+        if record is None:
+            raise FunctionNotFound(name)
+        if record.desired_state is not DesiredState.RUNNING:
+            raise CallFailed(f"function {name!r} is STOPPED; START FUNCTION {name} before calling it")
+        wait = self.default_timeout if timeout is None else timeout
+        replies = clients.consumer(self.settings, "client-calls")
+        try:
+            # Listen before asking, from the present end: an answer can't come before the question.
+            reader = TopicReader(replies, self.topics.replies, from_end=True)
+            request = CallRequest(uuid.uuid4().hex, name, data, _now_ms(), _now_ms() + int(wait * 1000))
+            produce_durably(self._producer_(), self.topics.calls, name.encode(), encode_request(request), 30)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                for msg in reader.poll(0.2):
+                    if msg.key() != request.id.encode():
+                        continue
+                    reply = decode_reply(msg.value())
+                    if not reply.ok:
+                        raise CallFailed(f"function {name!r} on node {reply.node_id} ({reply.partition}): "
+                                         f"{reply.error}")
+                    return reply.payload
+        finally:
+            replies.close()
+        raise WaitTimeout(f"function {name!r}: no instance answered the call within {wait:.0f} s; the instance "
+                          "owning its first input partition answers calls (is the function RUNNING with a "
+                          "partition assigned? SHOW FUNCTIONS shows the nodes)")
 
     def get_function(self, name: str) -> FunctionInfo:
         for info in self.show_functions().functions:

@@ -14,7 +14,8 @@ from confluent_kafka import Message, Producer
 from fs_bus.control import table as desired
 from fs_bus.control.records import FunctionRecord, encode_function
 from fs_bus.control.table import DesiredTable, Rejected
-from fs_bus.errors import DecodeError, KafkaUnavailable
+from fs_bus.errors import DecodeError
+from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,8 @@ def read_control(reader: TopicReader, timeout: float = 30.0) -> ControlState:
 
 
 def write_record(producer: Producer, topic: str, record: FunctionRecord, timeout: float = 30.0) -> None:
-    _produce_durably(producer, topic, record.name.encode(), encode_function(record), timeout)
+    produce_durably(producer, topic, record.name.encode(), encode_function(record), timeout)
 
 
 def write_tombstone(producer: Producer, topic: str, name: str, timeout: float = 30.0) -> None:
-    _produce_durably(producer, topic, name.encode(), None, timeout)
-
-
-def _produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | None, timeout: float) -> None:
-    outcome: list = []
-    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append(err))
-    producer.flush(timeout)
-    if not outcome:
-        raise KafkaUnavailable(f"write to {topic!r} was not acknowledged within {timeout:.0f} s")
-    if outcome[0] is not None:
-        raise KafkaUnavailable(f"write to {topic!r} failed: {outcome[0].str()}")
+    produce_durably(producer, topic, name.encode(), None, timeout)

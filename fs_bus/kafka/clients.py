@@ -81,7 +81,12 @@ def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 
             "FS_BUS_BOOTSTRAP_SERVERS point elsewhere)") from None
 
 
-def delivery_error(err: KafkaError | None, topic: str) -> KafkaUnavailable | None:
-    if err is None:
-        return None
-    return KafkaUnavailable(f"write to topic {topic!r} failed: {err.str()}")
+def produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | None, timeout: float = 30.0) -> None:
+    """Write one record and return once the broker acknowledged it (acks=all), or raise."""
+    outcome: list = []
+    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append(err))
+    producer.flush(timeout)
+    if not outcome:
+        raise KafkaUnavailable(f"write to {topic!r} was not acknowledged within {timeout:.0f} s")
+    if outcome[0] is not None:
+        raise KafkaUnavailable(f"write to {topic!r} failed: {outcome[0].str()}")

@@ -16,17 +16,20 @@ from fs_bus.errors import KafkaUnavailable
 
 
 class TopicReader:
-    """Follows every partition of one topic from the beginning, without a group."""
+    """Follows every partition of one topic from the beginning (or its end), without a group."""
 
-    def __init__(self, consumer: Consumer, topic: str, timeout: float = 10.0):
+    def __init__(self, consumer: Consumer, topic: str, timeout: float = 10.0, from_end: bool = False):
         self.consumer = consumer
         self.topic = topic
         md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None or not md.partitions:
             raise KafkaUnavailable(f"topic {topic!r} is not available: {md.error if md else 'missing'}")
         self.partitions = sorted(md.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in self.partitions])
         self.positions = {p: 0 for p in self.partitions}  # next offset to read
+        if from_end:
+            self.positions = self.end_offsets()
+        consumer.assign([TopicPartition(topic, p, self.positions[p] if from_end else OFFSET_BEGINNING)
+                         for p in self.partitions])
 
     def end_offsets(self, timeout: float = 30.0) -> dict[int, int]:
         deadline = time.monotonic() + timeout

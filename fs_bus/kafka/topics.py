@@ -36,8 +36,16 @@ class Topics:
     def status(self) -> str:
         return f"{self.namespace}.status"
 
+    @property
+    def calls(self) -> str:
+        return f"{self.namespace}.calls"
+
+    @property
+    def replies(self) -> str:
+        return f"{self.namespace}.replies"
+
     def specs(self) -> dict[str, dict[str, str]]:
-        """Each topic's required configs. All are compacted: each holds the present."""
+        """Each topic's required configs. The state topics are compacted: each holds the present."""
         return {
             # The control log is the source of truth: never delete by age.
             self.control: {"cleanup.policy": "compact", "retention.ms": "-1"},
@@ -46,11 +54,15 @@ class Topics:
             # Heartbeats churn; small segments let the cleaner keep the topic short.
             self.status: {"cleanup.policy": "compact", "segment.ms": "600000",
                           "min.cleanable.dirty.ratio": "0.1"},
+            # Calls are conversations, not state: keep them an hour.
+            self.calls: {"cleanup.policy": "delete", "retention.ms": "3600000"},
+            self.replies: {"cleanup.policy": "delete", "retention.ms": "3600000"},
         }
 
 
 # Configs whose wrong value breaks fs-bus (the rest are tuning, left to operators).
 _REQUIRED = {"cleanup.policy": "compact"}
+_COMPACTED = ("control", "artifacts", "status")
 
 
 def ensure_topics(admin: AdminClient, topics: Topics, overrides: Mapping[str, Mapping[str, str]] | None = None,
@@ -75,6 +87,8 @@ def ensure_topics(admin: AdminClient, topics: Topics, overrides: Mapping[str, Ma
                 if exc.args[0].code() != 36:
                     raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
                 present.append(name)  # TOPIC_ALREADY_EXISTS: someone else made it; check it like the rest
+    compacted = {getattr(topics, t) for t in _COMPACTED}
+    present = [n for n in present if n in compacted]
     if present:
         _check_configs(admin, present, timeout)
 

@@ -10,8 +10,10 @@ assignments. Outputs are acknowledged before input offsets are committed
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -22,20 +24,28 @@ from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_data_topics
 from fs_bus.node.worker import PartitionWorker
-from fs_bus.runtime.base import Processor
+from fs_bus.calls.records import CallReply, CallRequest
+from fs_bus.runtime.base import Emitted, Processor
+from fs_bus.state.backend import StateBackend
 from fs_bus.status.records import ObservedState
 
 log = logging.getLogger(__name__)
 
-# Given the function's code, build one Processor per partition worker.
-ProcessorFactory = Callable[[], Processor]
+# Given the function's code, build each partition worker's processor and its state.
+ProcessorFactory = Callable[[str, int], tuple[Processor, StateBackend | None]]
 Prepare = Callable[[], ProcessorFactory]
+ReplySink = Callable[[CallReply], None]
+HEARTBEAT_CHECK_INTERVAL_S = 5.0
 
 
 class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
-                 on_change: Callable[[], None]):
+                 on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = ""):
         self.name = name
+        self.node_id = node_id
+        self._reply = reply
+        self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
+        self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
         self.config = config
         self._prepare = prepare
         self._settings = settings
@@ -53,6 +63,9 @@ class FunctionInstance:
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
         self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
         self._only_topics = {t for t, _ in self._only}
+        # Calls go to the instance owning the lowest partition it may process of its first input.
+        first = config.inputs[0]
+        self._call_partition = (first.topic, first.partition if first.partition is not None else 0)
 
     # --- lifecycle (called from the node's thread) ---
 
@@ -64,6 +77,14 @@ class FunctionInstance:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("function %s did not stop within %.0f s", self.name, timeout)
+
+    def submit_call(self, request: CallRequest) -> bool:
+        """Queue a call if this instance answers the function's calls; False if it does not."""
+        with self._lock:
+            owns = self._call_partition in self.workers
+        if owns:
+            self._calls.put(request)
+        return owns
 
     @property
     def partitions(self) -> list[str]:
@@ -130,7 +151,8 @@ class FunctionInstance:
                 paused.append(tp)  # the config names other partitions of this topic
                 continue
             assert self._factory is not None
-            worker = PartitionWorker(tp.topic, tp.partition, self._sources[tp.topic], self._factory())
+            processor, state = self._factory(tp.topic, tp.partition)
+            worker = PartitionWorker(tp.topic, tp.partition, self._sources[tp.topic], processor, state)
             with self._lock:
                 self.workers[(tp.topic, tp.partition)] = worker
         if paused:
@@ -164,14 +186,90 @@ class FunctionInstance:
         max_batch = max(1, self.config.processor_runtime.max_batch_size)
         pending = 0
         last_commit = time.monotonic()
+        next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
         while not self._stop.is_set():
             msgs = self._consumer.consume(min(batch, max_batch), timeout)
             for msg in msgs:
                 if self._handle(msg):
                     pending += 1
+            if msgs:
+                self._advance_watermarks()
             if pending and (pending >= max_batch or not msgs or time.monotonic() - last_commit > 1.0):
                 self._flush_and_commit(self._consumer)
                 pending, last_commit = 0, time.monotonic()
+            self._answer_calls()
+            if time.monotonic() >= next_health_check:
+                self._check_health()
+                next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
+
+    def _advance_watermarks(self) -> None:
+        with self._lock:
+            workers = list(self.workers.values())
+        for w in workers:
+            self._emit(w.advance_watermark(), f"watermark of {w.label}")
+
+    def _answer_calls(self) -> None:
+        while True:
+            try:
+                request = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            if request.deadline < time.time() * 1000:
+                continue  # the caller has given up
+            with self._lock:
+                worker = self.workers.get(self._call_partition)
+            label = f"{self._call_partition[0]}:{self._call_partition[1]}"
+            if worker is None:
+                continue  # the partition moved on; the new owner's node sees the call too
+            try:
+                reply = CallReply(request.id, self.name, self.node_id, label, True, worker.processor.custom(request.payload))
+            except GuestError as exc:
+                reply = CallReply(request.id, self.name, self.node_id, label, False, b"", str(exc))
+                if getattr(worker.processor, "broken", False):
+                    self._restart_worker(worker, f"fs-custom failed: {exc}")
+            if self._reply is not None:
+                self._reply(reply)
+
+    def _check_health(self) -> None:
+        with self._lock:
+            workers = list(self.workers.values())
+        for w in workers:
+            healthy = True
+            try:
+                healthy = w.processor.check_heartbeat()
+            except GuestError as exc:
+                log.warning("function %s: fs-check-heartbeat on %s failed: %s", self.name, w.label, exc)
+                healthy = False
+            if not healthy:
+                self._restart_worker(w, "fs-check-heartbeat returned false")
+
+    def _restart_worker(self, worker: PartitionWorker, why: str) -> None:
+        """Replace an unhealthy instance; its partition's state and offsets carry over."""
+        assert self._consumer is not None and self._factory is not None
+        self._flush_and_commit(self._consumer)
+        worker.close()
+        processor, state = self._factory(worker.topic, worker.partition)
+        fresh = PartitionWorker(worker.topic, worker.partition, worker.source_id, processor, state,
+                                next_offset=worker.next_offset, max_timestamp=worker.max_timestamp,
+                                watermark_sent=worker.watermark_sent)
+        with self._lock:
+            self.workers[(worker.topic, worker.partition)] = fresh
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        self.notice = f"{stamp} UTC: instance for {worker.label} restarted: {why}"
+        log.warning("function %s: %s", self.name, self.notice)
+        self._on_change()
+
+    def _emit(self, emitted: Emitted | None, where: str, key: bytes | None = None) -> None:
+        """Produce what user code emitted; a record's outputs keep the input record's key."""
+        if emitted is None:
+            return
+        outputs = self.config.outputs
+        for target, data in emitted.records:
+            if not 0 <= target < len(outputs):
+                raise GuestError(f"function {self.name!r} emitted to target {target}, but its config has "
+                                 f"{len(outputs)} output(s) ({where})")
+            out = outputs[target]
+            self._produce(self._producers[out.bootstrap_servers], out.topic, out.partition, key, data)
 
     def _handle(self, msg: Message) -> bool:
         err = msg.error()
@@ -186,19 +284,12 @@ class FunctionInstance:
             worker = self.workers.get((msg.topic(), msg.partition()))
         if worker is None:
             return False  # a paused partition's last fetch, or one just revoked
+        ts_type, ts = msg.timestamp()
         try:
-            emitted = worker.process(msg.offset(), msg.value() or b"")
+            emitted = worker.process(msg.offset(), msg.value() or b"", ts if ts_type else -1)
         except GuestError as exc:
             raise GuestError(f"{exc} (record {msg.topic()}[{msg.partition()}]@{msg.offset()})") from None
-        key = msg.key()
-        outputs = self.config.outputs
-        for target, data in emitted.records:
-            if not 0 <= target < len(outputs):
-                raise GuestError(
-                    f"function {self.name!r} emitted to target {target}, but its config has "
-                    f"{len(outputs)} output(s) (record {msg.topic()}[{msg.partition()}]@{msg.offset()})")
-            out = outputs[target]
-            self._produce(self._producers[out.bootstrap_servers], out.topic, out.partition, key, data)
+        self._emit(emitted, f"record {msg.topic()}[{msg.partition()}]@{msg.offset()}", msg.key())
         return True
 
     def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
@@ -216,6 +307,13 @@ class FunctionInstance:
             self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
 
     def _flush_and_commit(self, consumer: Consumer) -> None:
+        # Order matters for at-least-once: outputs acknowledged, then state made durable
+        # (fs-take-checkpoint), then offsets committed. A crash in between replays
+        # records onto state that may already hold them, never the other way round.
+        with self._lock:
+            workers = list(self.workers.values())
+        for w in workers:
+            self._emit(w.checkpoint(), f"checkpoint of {w.label}")
         for producer in self._producers.values():
             while producer.flush(5.0) > 0:
                 if self._stop.is_set() and self._delivery_errors:

@@ -8,7 +8,9 @@ before anything runs.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
+from pathlib import Path
 
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.cache import ArtifactCache
@@ -19,15 +21,17 @@ from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import ProcessorFactory
 from fs_bus.runtime.wasm import WasmEngine, WasmProcessor
+from fs_bus.state.backend import SqliteBackend, StateBackend
 
 log = logging.getLogger(__name__)
 
 
 class Loader:
-    def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine):
+    def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path):
         self.settings = settings
         self.cache = cache
         self.engine = engine
+        self.state_dir = state_dir  # <state_dir>/<function>/<topic>-<partition>.sqlite
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
 
     def artifact(self, record: FunctionRecord) -> bytes:
@@ -55,7 +59,24 @@ class Loader:
         component = self.engine.load(record.artifact.sha256, self.artifact(record))
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
 
-        def factory() -> WasmProcessor:
-            return WasmProcessor(self.engine, component, dict(config.init_config),
-                                 function_name=record.name, call_timeout_s=budget)
+        def factory(topic: str, partition: int) -> tuple[WasmProcessor, StateBackend]:
+            directory = self.function_state_dir(record.name)
+            directory.mkdir(parents=True, exist_ok=True)
+            state = SqliteBackend(directory / f"{topic}-{partition}.sqlite")
+            guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
+            try:
+                processor = WasmProcessor(self.engine, component, dict(config.init_config),
+                                          function_name=record.name, call_timeout_s=budget, state=state,
+                                          log=guest_log)
+            except BaseException:
+                state.close()
+                raise
+            return processor, state
         return factory
+
+    def function_state_dir(self, name: str) -> Path:
+        return self.state_dir / name
+
+    def drop_state(self, name: str) -> None:
+        """DROP FUNCTION forgets the function's state on this node."""
+        shutil.rmtree(self.function_state_dir(name), ignore_errors=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fs_bus import __version__
 from fs_bus.artifacts.cache import ArtifactCache
+from fs_bus.calls.records import CallReply, decode_request, encode_reply
 from fs_bus.config.validate import parse_config
 from fs_bus.control.store import ControlState
 from fs_bus.errors import FsBusError
@@ -68,7 +69,8 @@ class Node:
         self.topics = Topics(options.namespace)
         cache_dir = options.cache_dir or default_cache_dir()
         self.engine = WasmEngine(cache_dir / "compiled")
-        self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine)
+        self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine,
+                             cache_dir / "state" / options.namespace)
         self.control = ControlState()
         self.entries: dict[str, _Entry] = {}
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance
@@ -83,6 +85,8 @@ class Node:
         clients.check_reachable(clients.admin(self.settings), self.settings.bootstrap_servers)
         ensure_topics(clients.admin(self.settings), self.topics)
         reader = TopicReader(clients.consumer(self.settings, "node-control"), self.topics.control)
+        # Calls asked before this node started were answered by others, or have expired.
+        calls = TopicReader(clients.consumer(self.settings, "node-calls"), self.topics.calls, from_end=True)
         log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
         try:
             self._heartbeat()
@@ -97,12 +101,15 @@ class Node:
                 if changed or self._wake.is_set():
                     self._wake.clear()
                     self._reconcile()
+                for msg in calls.poll(0):
+                    self._dispatch_call(msg)
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.options.heartbeat_interval_s
         finally:
             self._shutdown()
             reader.close()
+            calls.close()
 
     def _fold(self, msg) -> bool:
         rejected = self.control.fold(msg)
@@ -110,6 +117,21 @@ class Node:
             log.warning("node %s: skipped control record %s", self.node_id, rejected)
             return False
         return True
+
+    def _dispatch_call(self, msg) -> None:
+        try:
+            request = decode_request(msg.value())
+        except FsBusError as exc:
+            log.warning("node %s: skipped call record %s[%d]@%d: %s", self.node_id, msg.topic(), msg.partition(),
+                        msg.offset(), exc)
+            return
+        entry = self.entries.get(request.function)
+        if entry is not None and entry.instance is not None:
+            entry.instance.submit_call(request)
+
+    def _send_reply(self, reply: CallReply) -> None:
+        self._status_producer.produce(self.topics.replies, key=reply.id.encode(), value=encode_reply(reply))
+        self._status_producer.poll(0)
 
     # --- reconcile ---
 
@@ -138,6 +160,7 @@ class Node:
             if entry and entry.instance:
                 entry.instance.stop()
             self.entries.pop(name, None)
+            self.loader.drop_state(name)
             self._write_status(function_key(name, self.node_id), None)
             log.info("node %s: removed %s", self.node_id, name)
             return
@@ -152,7 +175,7 @@ class Node:
                 self._fail(name, rec, f"invalid config: {exc}")
                 return
             instance = FunctionInstance(name, config, lambda: self.loader.prepare(rec, config),
-                                        self.settings, self._wake.set)
+                                        self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id)
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
             instance.start()
@@ -178,9 +201,10 @@ class Node:
     def _publish_changes(self) -> None:
         for name, entry in self.entries.items():
             inst = entry.instance
-            error = inst.error if inst is not None else self._errors.get(name)
-            if entry.observed.state is not ObservedState.FAILED:
-                error = None
+            if entry.observed.state is ObservedState.FAILED:
+                error = inst.error if inst is not None else self._errors.get(name)
+            else:
+                error = inst.notice if inst is not None else None
             partitions = tuple(inst.partitions) if inst is not None else ()
             snapshot = (entry.observed.record.revision, entry.observed.state, error, partitions)
             if snapshot == entry.published:
