@@ -55,15 +55,20 @@ def namespace() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("compiled")
+
+
 @pytest.fixture
-def nodes(bootstrap_servers: str, namespace: str, tmp_path):
+def nodes(bootstrap_servers: str, namespace: str, tmp_path, compiled_cache):
     """Start ``fs-bus node`` processes: ``nodes("n1")``; all are killed at the end of the test."""
     from tests.integration.harness import NodeProcess
 
     started: list = []
 
     def start(node_id: str = "n1", wait: bool = True):
-        node = NodeProcess(bootstrap_servers, namespace, node_id, tmp_path).start()
+        node = NodeProcess(bootstrap_servers, namespace, node_id, tmp_path, compiled_cache).start()
         started.append(node)
         return node.wait_alive() if wait else node
 

@@ -46,7 +46,7 @@ sha256() {
 # --- prerequisites -----------------------------------------------------------
 GO="$(command -v go || true)"
 if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; fi
-[ -n "$GO" ] || die "go not found: install Go >= 1.24 (https://go.dev/dl, or your package manager) and put it on PATH"
+[ -n "$GO" ] || die "go not found: install Go >= 1.24 (your package manager, or the Go project's release archive) and put it on PATH"
 GO_VERSION="$("$GO" env GOVERSION)"                       # e.g. go1.26.8
 GO_MINOR="$(printf '%s' "$GO_VERSION" | sed -E 's/^go1\.([0-9]+).*/\1/')"
 case "$GO_MINOR" in (*[!0-9]*|'') die "cannot read the Go version from '$GO_VERSION'";; esac

@@ -111,9 +111,15 @@ class OutputReader:
 class NodeProcess:
     """An ``fs-bus node`` in its own OS process, as an operator runs it."""
 
-    def __init__(self, bootstrap: str, namespace: str, node_id: str, workdir: Path):
+    def __init__(self, bootstrap: str, namespace: str, node_id: str, workdir: Path,
+                 compiled_cache: Path | None = None):
         self.bootstrap, self.namespace, self.node_id = bootstrap, namespace, node_id
         self.cache_dir = workdir / f"cache-{node_id}"
+        if compiled_cache is not None and not (self.cache_dir / "compiled").exists():
+            # Compiling an 18 MB guest takes seconds: nodes of one test run share the result.
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            compiled_cache.mkdir(parents=True, exist_ok=True)
+            (self.cache_dir / "compiled").symlink_to(compiled_cache)
         self.log_path = workdir / f"node-{node_id}.log"
         self.proc: subprocess.Popen | None = None
 

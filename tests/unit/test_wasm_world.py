@@ -28,59 +28,21 @@ from fs_bus.errors import GuestError, GuestTimeout
 from fs_bus.runtime.wasm import KV, LoadedComponent, WasiGrants, WasmEngine, WasmProcessor
 from fs_bus.state.backend import MemoryBackend, SqliteBackend, StateError
 from fs_bus.state.kv import ComplexKey, KvStore
+from tests.guests import build
 from tests.unit.test_wasm_runtime import COUNTER, OPTS, make
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = REPO / "tests" / "guests" / "kv_probe"
 WIT_DIR = REPO / "wit"
-CACHE = Path.home() / ".cache" / "fs-bus" / "test-guests"
-
-
-# --- building the guest -------------------------------------------------------------
-
-
-def _source_hash() -> str:
-    """What the compiled guest depends on: its source, the WIT, the toolchain."""
-    h = hashlib.sha256()
-    h.update(importlib.metadata.version("componentize-py").encode())
-    for path in sorted([*GUEST_DIR.rglob("*.py"), *WIT_DIR.rglob("*.wit")]):
-        if "__pycache__" in path.parts:
-            continue
-        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def _componentize(out: Path, work: Path) -> None:
-    # A copy of the guest, so the build writes no __pycache__ into the repo.
-    src = work / "kv_probe"
-    shutil.copytree(GUEST_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
-    # The console script's entry point, run by this interpreter: no PATH lookup.
-    runner = "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; sys.exit(script())"
-    args = ["-d", str(WIT_DIR), "-w", "processor-runtime", "componentize", "app", "-p", str(src), "-o", str(out)]
-    done = subprocess.run([sys.executable, "-c", runner, *args], capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        pytest.fail(f"componentize-py could not build {GUEST_DIR}:\n{done.stdout}\n{done.stderr}", pytrace=False)
+CACHE = build.CACHE
 
 
 @pytest.fixture(scope="session")
 def guest_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     try:
-        importlib.metadata.version("componentize-py")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.fail(
-            "componentize-py is not installed, and the WebAssembly world tests build their guest with it: "
-            "pip install -e '.[test]' (or pip install componentize-py==0.25.1)",
-            pytrace=False,
-        )
-    cached = CACHE / f"kv_probe-{_source_hash()}.wasm"
-    if not cached.exists():
-        work = tmp_path_factory.mktemp("guest")
-        _componentize(work / "kv_probe.wasm", work)
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(work / "kv_probe.wasm", tmp)
-        os.replace(tmp, cached)  # never a half-written file under the final name
-    return cached.read_bytes()
+        return build.kv_probe(tmp_path_factory.mktemp("guest"))
+    except build.GuestBuildError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
