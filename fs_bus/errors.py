@@ -112,6 +112,15 @@ class GuestTimeout(GuestError):
     """A call into user code ran past its time budget and was interrupted."""
 
 
+class BatchFailed(GuestError):
+    """Record ``index`` of a batch failed; ``done`` holds what the records before it emitted."""
+
+    def __init__(self, message: str, index: int, done: list):
+        self.index = index
+        self.done = done
+        super().__init__(message)
+
+
 # --- local development --------------------------------------------------------
 
 

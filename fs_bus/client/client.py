@@ -9,24 +9,31 @@ once durable with ``wait=False``.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import getpass
 import hashlib
+import keyword
 import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 from fs_bus.artifacts import store as artifact_store
-from fs_bus.config.model import TaskType
+from fs_bus.artifacts.python_bundle import _MODULE_RE as _MODULE_NAME_RE
+from fs_bus.artifacts.python_bundle import PythonBundle, pack
+from fs_bus.artifacts.python_bundle import validate as validate_bundle
+from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
 from fs_bus.client.models import FunctionInfo, NodeInfo, ShowFunctionsResult
+from fs_bus.client.python_modules import collect_modules
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.errors import (
-    CallFailed, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, NoLiveNodes, WaitTimeout,
+    CallFailed, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, InvalidConfig, NoLiveNodes,
+    WaitTimeout,
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.clients import produce_durably
@@ -39,6 +46,9 @@ from fs_bus.status.records import ObservedState, StatusTable
 WASM_MAGIC = b"\x00asm"
 COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
 Progress = Callable[[int, int], None]
+
+if TYPE_CHECKING:
+    from fs_client.config import WasmTaskConfig
 
 
 def check_component(data: bytes, what: str = "function") -> None:
@@ -106,24 +116,54 @@ class FsClient:
         config = parse_config(config_content, default_type=TaskType.PROCESSOR if looks_wasm else None)
         if config.type is TaskType.PROCESSOR:
             check_component(bytes(function_bytes), source)
-            kind = ArtifactKind.WASM_COMPONENT
         else:
             raise InvalidArtifact(
-                f"function {config.name!r} has type 'python', but this fs-bus runs only WebAssembly "
-                "components (type: processor) so far; a .wasm file needs type: processor")
-        text = config_content.decode() if isinstance(config_content, bytes) else config_content
-        state = self._read_control()
-        if config.name in state.table:
-            raise FunctionAlreadyExists(config.name)
-        manifest = self._upload(bytes(function_bytes), kind, state)
-        record = FunctionRecord(
-            name=config.name, task_type=config.type.value, config_yaml=text, artifact=manifest,
-            desired_state=DesiredState.RUNNING, revision=state.max_revision.get(config.name, 0) + 1,
-            updated_at=_now_ms(), updated_by=self.user)
-        write_record(self._producer_(), self.topics.control, record)
-        if wait:
-            self._await_state(record, ObservedState.RUNNING, timeout)
-        return True
+                f"function {config.name!r} has type 'python': its code is Python modules, not a .wasm file; "
+                "upload it with create_python_function(class_name, modules, config) or "
+                "create_python_function_from_config(config, DriverClass). A .wasm component needs type: processor")
+        return self._create(config, _text(config_content), bytes(function_bytes), ArtifactKind.WASM_COMPONENT,
+                            wait, timeout)
+
+    def create_python_function(self, class_name: str, modules: Sequence[tuple[str, bytes]],
+                               config_content: str | bytes, *, wait: bool = True, timeout: float | None = None,
+                               packages: Iterable[str] | None = None) -> bool:
+        """Create a ``type: python`` function from its modules' source.
+
+        ``modules`` are ``(dotted module name, source)`` pairs in import order, the module
+        defining ``class_name`` (an ``FSProcessorDriver`` subclass) last. ``packages`` names
+        the modules that are packages (``__init__``); by default, those that are the prefix
+        of another module's name. A config without ``type`` is ``python``. Everything is
+        checked before anything is sent to Kafka.
+        """
+        bundle, package_set = _python_bundle(class_name, modules, packages)
+        if not isinstance(config_content, (str, bytes)):
+            raise TypeError(f"config_content must be str or bytes, not {type(config_content).__name__}")
+        config = parse_config(config_content, default_type=TaskType.PYTHON)
+        if config.type is not TaskType.PYTHON:
+            raise InvalidConfig(
+                f"function {config.name!r} has type {config.type.value!r}, but create_python_function uploads "
+                "Python modules, which need type: python (or no type); a WebAssembly component goes through "
+                "create_function_from_bytes", "type")
+        return self._create(config, _text(config_content), pack(bundle, package_set), ArtifactKind.PYTHON_MODULES,
+                            wait, timeout)
+
+    def create_python_function_from_config(self, config: WasmTaskConfig | str | bytes, driver_class: type, *,
+                                           wait: bool = True, timeout: float | None = None) -> bool:
+        """Create a ``type: python`` function running ``driver_class``.
+
+        ``config`` is a ``fs_client.config.WasmTaskConfig`` (from ``WasmTaskBuilder().build()``)
+        or YAML text. The driver's module and the project modules it imports are uploaded
+        (see ``fs_bus.client.python_modules.collect_modules``).
+        """
+        if isinstance(config, (str, bytes)):
+            config_content = config
+        elif callable(getattr(config, "to_yaml", None)):
+            config_content = config.to_yaml()
+        else:
+            raise TypeError(f"config must be a WasmTaskConfig or YAML str/bytes, not {type(config).__name__}")
+        collected = collect_modules(driver_class)
+        return self.create_python_function(collected.class_name, list(collected.modules), config_content,
+                                           wait=wait, timeout=timeout, packages=collected.packages)
 
     def start_function(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
         return self._set_state(name, DesiredState.RUNNING, wait, timeout)
@@ -203,6 +243,23 @@ class FsClient:
         raise FunctionNotFound(name)
 
     # --- internals ---
+
+    def _create(self, config: FunctionConfig, text: str, artifact: bytes, kind: ArtifactKind, wait: bool,
+                timeout: float | None) -> bool:
+        """Upload ``artifact`` (unless the same bytes are there) and write the function's first record."""
+        state = self._read_control()
+        if config.name in state.table:
+            raise FunctionAlreadyExists(config.name)
+        manifest = self._upload(artifact, kind, state)
+        record = FunctionRecord(
+            name=config.name, task_type=config.type.value, config_yaml=text, artifact=manifest,
+            desired_state=DesiredState.RUNNING, revision=state.max_revision.get(config.name, 0) + 1,
+            updated_at=_now_ms(), updated_by=self.user)
+        write_record(self._producer_(), self.topics.control, record)
+        if wait:
+            self._await_state(record, ObservedState.RUNNING, timeout)
+        return True
+
 
     def _set_state(self, name: str, desired: DesiredState, wait: bool, timeout: float | None) -> bool:
         state = self._read_control()
@@ -297,6 +354,75 @@ class FsClient:
                     _fold_status(holder, m)
         finally:
             reader.close()
+
+
+def _text(config_content: str | bytes) -> str:
+    return config_content.decode() if isinstance(config_content, bytes) else config_content
+
+
+def _python_bundle(class_name: str, modules: Sequence[tuple[str, bytes]],
+                   packages: Iterable[str] | None) -> tuple[PythonBundle, frozenset[str]]:
+    """Check create_python_function's arguments and make its bundle; raise before any I/O."""
+    if not isinstance(class_name, str) or not class_name.isidentifier() or keyword.iskeyword(class_name):
+        raise InvalidArtifact(f"class_name must be a Python class name (an identifier), not {class_name!r}")
+    if isinstance(modules, (str, bytes)) or not isinstance(modules, (list, tuple)):
+        raise InvalidArtifact(f"modules must be a list of (module name, source) pairs, not "
+                              f"{type(modules).__name__}")
+    if not modules:
+        raise InvalidArtifact("a python function needs at least one module (the one defining its driver class)")
+    pairs = []
+    for i, item in enumerate(modules):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise InvalidArtifact(f"modules[{i}] must be a (module name, source) pair, not {item!r:.80}")
+        name, source = item
+        if not isinstance(name, str) or not _MODULE_NAME_RE.fullmatch(name) or \
+                any(keyword.iskeyword(part) for part in name.split(".")):
+            raise InvalidArtifact(f"modules[{i}]: {name!r} is not a dotted Python module name (like pkg.mod)")
+        if isinstance(source, str):
+            source = source.encode()
+        elif isinstance(source, (bytes, bytearray, memoryview)):
+            source = bytes(source)
+        else:
+            raise InvalidArtifact(f"module {name!r}: source must be bytes or str, not {type(source).__name__}")
+        try:
+            compile(source, f"{name} (module of the python function)", "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            raise InvalidArtifact(f"module {name!r}, line {exc.lineno}: syntax error: {exc.msg}") from None
+        except ValueError as exc:  # null bytes
+            raise InvalidArtifact(f"module {name!r} is not Python source: {exc}") from None
+        pairs.append((name, source))
+    names = [n for n, _ in pairs]
+    if packages is None:
+        package_set = frozenset(n for n in names if any(other.startswith(n + ".") for other in names))
+    else:
+        package_set = frozenset(packages)
+        unknown = sorted(package_set - set(names))
+        if unknown:
+            raise InvalidArtifact(f"packages {unknown} are not among the modules {names}")
+    bundle = PythonBundle(class_name, tuple(pairs))
+    validate_bundle(bundle)  # duplicate names etc.
+    entry_name, entry_source = pairs[-1]
+    if not _binds(entry_source, class_name):
+        raise InvalidArtifact(
+            f"class {class_name!r} is not defined in module {entry_name!r}, the last module; the module defining "
+            "the driver class goes last")
+    return bundle, package_set
+
+
+def _binds(source: bytes, name: str) -> bool:
+    """Whether the module may bind ``name`` at run time (leniently: anything it could be)."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return True
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*" or (alias.asname or alias.name.partition(".")[0]) == name:
+                    return True
+        if isinstance(node, ast.Name) and node.id in ("globals", "setattr", "exec"):
+            return True  # made at run time: leave it to the node
+    return False
 
 
 def _fold_status(holder: list[StatusTable], msg) -> None:

@@ -60,13 +60,15 @@ class KafkaOutput:
 class ProcessorRuntime:
     """``processor-runtime`` keys. ``max_batch_size`` records are processed between
     two flush-and-commit points; ``control_timeout_ms`` bounds one call into user
-    code (its time budget); the idle keys are accepted for compatibility."""
+    code (its time budget); ``memory_limit_mb`` caps a ``type: python`` function's
+    process (0: no cap); the idle keys are accepted for compatibility."""
 
     max_batch_size: int = 1000
     max_idle_count: int = 10_000
     idle_sleep_ms: int = 500
     control_timeout_ms: int = 5000
     control_max_retries: int = 3
+    memory_limit_mb: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ _PROCESSOR_RUNTIME_KEYS = {
     "idle-sleep-ms": "idle_sleep_ms",
     "control-timeout-ms": "control_timeout_ms",
     "control-max-retries": "control_max_retries",
+    "memory-limit-mb": "memory_limit_mb",
 }
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",

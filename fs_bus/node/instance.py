@@ -19,7 +19,7 @@ from typing import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fs_bus.config.model import FunctionConfig
-from fs_bus.errors import FsBusError, GuestError
+from fs_bus.errors import ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_data_topics
@@ -36,6 +36,9 @@ ProcessorFactory = Callable[[str, int], tuple[Processor, StateBackend | None]]
 Prepare = Callable[[], ProcessorFactory]
 ReplySink = Callable[[CallReply], None]
 HEARTBEAT_CHECK_INTERVAL_S = 5.0
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
+# Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
+PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 
 
 class FunctionInstance:
@@ -98,22 +101,40 @@ class FunctionInstance:
         self._on_change()
 
     def _run(self) -> None:
-        try:
-            self._factory = self._prepare()
-            self._open()
-            self._set(ObservedState.RUNNING)
-            self._loop()
-            self._close(commit=True)
-            self._set(ObservedState.STOPPED)
-        except GuestError as exc:
-            log.error("function %s failed: %s", self.name, exc)
-            self._close(commit=False)
-            self._set(ObservedState.FAILED, str(exc))
-        except Exception as exc:  # noqa: BLE001 - whatever breaks, the node stays up and says why
-            reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
-            log.exception("function %s failed", self.name)
-            self._close(commit=False)
-            self._set(ObservedState.FAILED, reason)
+        """Run until stopped. User code that fails is retried with back-off: the
+        instance reopens from the last committed offsets, so a poison record fails
+        again (status FAILED, with why) and a transient fault heals by itself."""
+        attempt = 0
+        while True:
+            try:
+                if self._factory is None:
+                    self._factory = self._prepare()
+                self._open()
+                if attempt == 0:
+                    self._set(ObservedState.RUNNING)
+                self._loop()
+                self._close(commit=True)
+                self._set(ObservedState.STOPPED)
+                return
+            except PERMANENT as exc:
+                # Nothing a retry can change: the code or its config is wrong.
+                log.error("function %s failed: %s", self.name, exc)
+                self._close(commit=False)
+                self._set(ObservedState.FAILED, str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever breaks, the node stays up and says why
+                reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, GuestError):
+                    log.exception("function %s failed", self.name)
+                self._close(commit=False)
+                attempt += 1
+                delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1))
+                log.warning("function %s failed (attempt %d), retrying in %.0f s: %s", self.name, attempt, delay,
+                            reason)
+                self._set(ObservedState.FAILED, f"{reason} (retry {attempt} in {delay:.0f} s)")
+                if self._stop.wait(delay):
+                    self._set(ObservedState.STOPPED)
+                    return
 
     def _open(self) -> None:
         cfg = self.config
@@ -189,9 +210,8 @@ class FunctionInstance:
         next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
         while not self._stop.is_set():
             msgs = self._consumer.consume(min(batch, max_batch), timeout)
-            for msg in msgs:
-                if self._handle(msg):
-                    pending += 1
+            for (topic, partition), group in _by_partition(msgs, self._consumer_error).items():
+                pending += self._handle_batch(topic, partition, group)
             if msgs:
                 self._advance_watermarks()
             if pending and (pending >= max_batch or not msgs or time.monotonic() - last_commit > 1.0):
@@ -271,26 +291,30 @@ class FunctionInstance:
             out = outputs[target]
             self._produce(self._producers[out.bootstrap_servers], out.topic, out.partition, key, data)
 
-    def _handle(self, msg: Message) -> bool:
-        err = msg.error()
-        if err is not None:
-            if err.code() == KafkaError._PARTITION_EOF:
-                return False
-            if err.fatal():
-                raise FsBusError(f"function {self.name}: consumer failed: {err.str()}")
+    def _consumer_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            raise FsBusError(f"function {self.name}: consumer failed: {err.str()}")
+        if err.code() != KafkaError._PARTITION_EOF:
             log.warning("function %s: consumer: %s", self.name, err.str())
-            return False
+
+    def _handle_batch(self, topic: str, partition: int, msgs: list[Message]) -> int:
+        """Run one partition's records through its worker, in order; return how many ran."""
         with self._lock:
-            worker = self.workers.get((msg.topic(), msg.partition()))
+            worker = self.workers.get((topic, partition))
         if worker is None:
-            return False  # a paused partition's last fetch, or one just revoked
-        ts_type, ts = msg.timestamp()
+            return 0  # a paused partition's last fetch, or one just revoked
         try:
-            emitted = worker.process(msg.offset(), msg.value() or b"", ts if ts_type else -1)
-        except GuestError as exc:
-            raise GuestError(f"{exc} (record {msg.topic()}[{msg.partition()}]@{msg.offset()})") from None
-        self._emit(emitted, f"record {msg.topic()}[{msg.partition()}]@{msg.offset()}", msg.key())
-        return True
+            results = worker.process_batch(msgs)
+        except BatchFailed as exc:
+            for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
+                self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
+            bad = msgs[exc.index]
+            raise GuestError(f"{exc} (record {topic}[{partition}]@{bad.offset()})") from None
+        for msg, emitted in zip(msgs, results):
+            self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
+        if self.state is ObservedState.FAILED:
+            self._set(ObservedState.RUNNING)  # a retry got past whatever failed
+        return len(msgs)
 
     def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
                  value: bytes) -> None:
@@ -352,3 +376,15 @@ class FunctionInstance:
         for producer in self._producers.values():
             producer.flush(10)
         self._producers.clear()
+
+
+def _by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:
+    """Split a consumed batch by partition, keeping each partition's order."""
+    groups: dict[tuple[str, int], list[Message]] = {}
+    for msg in msgs:
+        err = msg.error()
+        if err is not None:
+            on_error(err)
+            continue
+        groups.setdefault((msg.topic(), msg.partition()), []).append(msg)
+    return groups

@@ -14,12 +14,14 @@ from pathlib import Path
 
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.cache import ArtifactCache
+from fs_bus.artifacts.python_bundle import unpack
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.control.records import ArtifactKind, FunctionRecord
 from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import ProcessorFactory
+from fs_bus.runtime.python import PythonProcessor
 from fs_bus.runtime.wasm import WasmEngine, WasmProcessor
 from fs_bus.state.backend import SqliteBackend, StateBackend
 
@@ -50,9 +52,8 @@ class Loader:
         return data
 
     def prepare(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
-        if config.type is not TaskType.PROCESSOR:
-            raise InvalidArtifact(
-                f"function {record.name!r} has type {config.type.value!r}, which this node cannot run yet")
+        if config.type is TaskType.PYTHON:
+            return self._prepare_python(record, config)
         if record.artifact.kind is not ArtifactKind.WASM_COMPONENT:
             raise InvalidArtifact(f"function {record.name!r}: a processor needs a WebAssembly component, "
                                   f"the artifact is {record.artifact.kind.value}")
@@ -72,6 +73,25 @@ class Loader:
                 state.close()
                 raise
             return processor, state
+        return factory
+
+    def _prepare_python(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
+        if record.artifact.kind is not ArtifactKind.PYTHON_MODULES:
+            raise InvalidArtifact(f"function {record.name!r} has type 'python', but its artifact is "
+                                  f"{record.artifact.kind.value}, not python modules")
+        bundle = self.artifact(record)
+        unpack(bundle)  # refuse a broken bundle here, once, not in every partition's process
+        budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
+        memory = config.processor_runtime.memory_limit_mb or None
+
+        def factory(topic: str, partition: int) -> tuple[PythonProcessor, None]:
+            directory = self.function_state_dir(record.name)
+            directory.mkdir(parents=True, exist_ok=True)
+            guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
+            # The state lives in the function's own process, next to the user's code.
+            return PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
+                                   state_path=directory / f"{topic}-{partition}.sqlite", call_timeout_s=budget,
+                                   memory_limit_mb=memory, log=guest_log), None
         return factory
 
     def function_state_dir(self, name: str) -> Path:

@@ -19,6 +19,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from confluent_kafka import Message
+
+from fs_bus.errors import BatchFailed
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
 
@@ -39,15 +42,28 @@ class PartitionWorker:
     dirty: bool = False  # processed records since the last checkpoint
     max_timestamp: int = -1
     watermark_sent: int = -1
+    last_checkpoint_id: int = 0
 
-    def process(self, offset: int, data: bytes, timestamp: int = -1) -> Emitted:
-        emitted = self.processor.process(self.source_id, data)
-        self.next_offset = offset + 1
-        self.processed += 1
+    def process_batch(self, msgs: list[Message]) -> list[Emitted]:
+        """Run consecutive records of this partition; on failure, what ran before it counts."""
+        try:
+            results = self.processor.process_batch(self.source_id, [m.value() or b"" for m in msgs])
+        except BatchFailed as exc:
+            self._advance(msgs[:exc.index])
+            raise
+        self._advance(msgs)
+        return results
+
+    def _advance(self, done: list[Message]) -> None:
+        if not done:
+            return
+        self.next_offset = done[-1].offset() + 1
+        self.processed += len(done)
         self.dirty = True
-        if timestamp > self.max_timestamp:
-            self.max_timestamp = timestamp
-        return emitted
+        for m in done:
+            ts_type, ts = m.timestamp()
+            if ts_type and ts > self.max_timestamp:
+                self.max_timestamp = ts
 
     def advance_watermark(self) -> Emitted | None:
         if self.max_timestamp <= self.watermark_sent:
@@ -58,12 +74,13 @@ class PartitionWorker:
     def checkpoint(self) -> Emitted | None:
         if not self.dirty:
             return None
-        checkpoint_id = 1
+        checkpoint_id = self.last_checkpoint_id + 1  # engines keeping state themselves count per instance
         if self.state is not None:
             raw = self.state.get(INTERNAL_STORE, CHECKPOINT_KEY)
             checkpoint_id = (struct.unpack(">Q", raw)[0] if raw else 0) + 1
             self.state.put(INTERNAL_STORE, CHECKPOINT_KEY, struct.pack(">Q", checkpoint_id))
         emitted = self.processor.take_checkpoint(checkpoint_id)  # the guest's hook, then state made durable
+        self.last_checkpoint_id = checkpoint_id
         self.dirty = False
         return emitted
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from fs_bus.errors import BatchFailed, GuestError
+
 
 @dataclass(slots=True)
 class Emitted:
@@ -30,6 +32,15 @@ class Processor(Protocol):
         """Run the function on one record; raise ``GuestError`` if user code fails."""
         ...
 
+    def process_batch(self, source_id: int, records: list[bytes]) -> list[Emitted]:
+        """Run the function on records of one partition, in order; one ``Emitted`` per record.
+
+        If record ``i`` fails, raise ``BatchFailed(index=i, done=<the first i results>)``.
+        Engines whose calls are cheap loop over ``process``; engines across a process
+        boundary move the whole batch at once.
+        """
+        ...
+
     def process_watermark(self, source_id: int, watermark: int) -> Emitted:
         """The event time of input ``source_id`` advanced to ``watermark`` (ms)."""
         ...
@@ -49,3 +60,14 @@ class Processor(Protocol):
     def close(self) -> None:
         """Call the function's close hook if it has one, then free the instance."""
         ...
+
+
+def process_one_by_one(processor: Processor, source_id: int, records: list[bytes]) -> list[Emitted]:
+    """``process_batch`` for engines that take one record per call."""
+    done: list[Emitted] = []
+    for i, data in enumerate(records):
+        try:
+            done.append(processor.process(source_id, data))
+        except GuestError as exc:
+            raise BatchFailed(str(exc), i, done) from exc
+    return done

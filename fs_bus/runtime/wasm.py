@@ -76,7 +76,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from fs_bus.errors import ArtifactError, GuestError, GuestTimeout, InvalidArtifact
-from fs_bus.runtime.base import Emitted
+from fs_bus.runtime.base import Emitted, process_one_by_one
 from fs_bus.state.backend import MemoryBackend, StateBackend, StateError
 from fs_bus.state.kv import ComplexKey, KvIterator, KvStore
 
@@ -693,6 +693,9 @@ class WasmProcessor:
             data = bytes(data)
         self._call("fs-process", self._fs_process, source_id, data)
         return self._take_output()
+
+    def process_batch(self, source_id: int, records: list[bytes]) -> list[Emitted]:
+        return process_one_by_one(self, source_id, records)
 
     def process_watermark(self, source_id: int, watermark: int) -> Emitted:
         """fs-process-watermark, if exported; what the guest emitted."""
