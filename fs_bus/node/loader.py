@@ -21,7 +21,6 @@ from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import ProcessorFactory
-from fs_bus.runtime.python import PythonProcessor
 from fs_bus.runtime.wasm import WasmEngine, WasmProcessor
 from fs_bus.state.backend import SqliteBackend, StateBackend
 
@@ -83,6 +82,8 @@ class Loader:
         unpack(bundle)  # refuse a broken bundle here, once, not in every partition's process
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
         memory = config.processor_runtime.memory_limit_mb or None
+
+        from fs_bus.runtime.python import PythonProcessor  # only nodes that run Python functions need it
 
         def factory(topic: str, partition: int) -> tuple[PythonProcessor, None]:
             directory = self.function_state_dir(record.name)
