@@ -227,6 +227,7 @@ class _Collector:
     def collect(self, entry: _Found) -> tuple[list[str], list[Path], list[bytes], set[str]]:
         self.found[entry.name] = entry
         self._visit(entry)
+        self.order = _packages_first(self.order, entry)
         names = [f.name for f in self.order]
         files = [f.file if f.file is not None else f.search[0] / "__init__.py" for f in self.order]
         sources = [self.sources[n] for n in names]
@@ -296,6 +297,31 @@ class _Collector:
         if portions:
             return _Found(name, None, True, tuple(portions))
         return None
+
+
+def _packages_first(order: list[_Found], entry: _Found) -> list[_Found]:
+    """Move each package before its submodules where a cycle put it after (``pkg/__init__``
+    importing ``pkg.mod``), keeping the rest of the order and the driver's module last."""
+    by_name = {f.name: f for f in order}
+    out: list[_Found] = []
+    placed: set[str] = set()
+
+    def place(f: _Found) -> None:
+        parts = f.name.split(".")
+        for i in range(1, len(parts)):
+            parent = by_name.get(".".join(parts[:i]))
+            if parent is not None and parent.name not in placed and parent is not entry:
+                placed.add(parent.name)
+                out.append(parent)
+        if f.name not in placed:
+            placed.add(f.name)
+            out.append(f)
+
+    for f in order:
+        if f is not entry:
+            place(f)
+    place(entry)
+    return out
 
 
 def _from_module(name: str, module: ModuleType) -> _Found | None:
