@@ -49,6 +49,7 @@ class FunctionInstance:
         self._reply = reply
         self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
+        self._careful: dict[tuple[str, int], int] = {}  # partition -> last offset of a batch that died
         self.config = config
         self._prepare = prepare
         self._settings = settings
@@ -299,6 +300,11 @@ class FunctionInstance:
 
     def _handle_batch(self, topic: str, partition: int, msgs: list[Message]) -> int:
         """Run one partition's records through its worker, in order; return how many ran."""
+        careful_until = self._careful.get((topic, partition))
+        if careful_until is not None and len(msgs) > 1 and msgs[0].offset() <= careful_until:
+            # The last batch here failed without saying which record (the process died):
+            # one record at a time until past it, so the failure names its record.
+            return sum(self._handle_batch(topic, partition, [m]) for m in msgs)
         with self._lock:
             worker = self.workers.get((topic, partition))
         if worker is None:
@@ -310,6 +316,14 @@ class FunctionInstance:
                 self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
             bad = msgs[exc.index]
             raise GuestError(f"{exc} (record {topic}[{partition}]@{bad.offset()})") from None
+        except GuestError as exc:
+            first, last = msgs[0].offset(), msgs[-1].offset()
+            self._careful[(topic, partition)] = last
+            where = f"record {topic}[{partition}]@{first}" if first == last else \
+                f"records {topic}[{partition}]@{first}..{last}"
+            raise GuestError(f"{exc} ({where})") from None
+        if careful_until is not None and msgs[-1].offset() >= careful_until:
+            del self._careful[(topic, partition)]
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
         if self.state is ObservedState.FAILED:
