@@ -84,6 +84,7 @@ class FunctionConfig:
     use_builtin_event_serialization: bool = False
     enable_checkpoint: bool = False
     checkpoint_interval_seconds: int = 1
+    requirements: tuple[str, ...] = ()  # pip requirements of a type: python function
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -42,7 +42,7 @@ _PROCESSOR_RUNTIME_KEYS = {
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
-    "checkpoint_interval_seconds",
+    "checkpoint_interval_seconds", "requirements",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -105,6 +105,7 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         use_builtin_event_serialization=_optional(top, "use_builtin_event_serialization", "", bool, "true or false", False),
         enable_checkpoint=_optional(top, "enable_checkpoint", "", bool, "true or false", False),
         checkpoint_interval_seconds=interval,
+        requirements=_requirements(top.get("requirements"), type_),
         raw=top,
     )
 
@@ -176,6 +177,30 @@ def _task_type(value: Any, default: TaskType | None) -> TaskType:
         return TaskType(value)
     except ValueError:
         raise InvalidConfig(f"must be 'processor' or 'python', not {value!r}", "type") from None
+
+
+def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:
+    """pip requirement strings a ``type: python`` function needs beyond the standard library."""
+    if value is None:
+        return ()
+    if type_ is not TaskType.PYTHON:
+        raise InvalidConfig("only type: python functions install requirements", "requirements")
+    if not isinstance(value, list):
+        raise InvalidConfig(f"must be a list of pip requirements, not {_kind(value)}", "requirements")
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise InvalidConfig(f"must be a pip requirement string, not {_kind(item)}", f"requirements[{i}]")
+        try:
+            req = Requirement(item)
+        except InvalidRequirement as exc:
+            raise InvalidConfig(f"is not a pip requirement ({exc})", f"requirements[{i}]") from None
+        if req.url:
+            raise InvalidConfig("direct URLs are not allowed; name a package from the index", f"requirements[{i}]")
+        out.append(str(req))
+    return tuple(sorted(out))
 
 
 def _init_config(value: Any) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -28,11 +29,13 @@ log = logging.getLogger(__name__)
 
 
 class Loader:
-    def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path):
+    def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path,
+                 venv_dir: Path):
         self.settings = settings
         self.cache = cache
         self.engine = engine
         self.state_dir = state_dir  # <state_dir>/<function>/<topic>-<partition>.sqlite
+        self.venv_dir = venv_dir  # environments for Python functions' requirements
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
 
     def artifact(self, record: FunctionRecord) -> bytes:
@@ -84,6 +87,11 @@ class Loader:
         memory = config.processor_runtime.memory_limit_mb or None
 
         from fs_bus.runtime.python import PythonProcessor  # only nodes that run Python functions need it
+        from fs_bus.runtime.python import venv
+
+        python = sys.executable
+        if config.requirements:
+            python = venv.ensure(self.venv_dir, config.requirements, record.name)
 
         def factory(topic: str, partition: int) -> tuple[PythonProcessor, None]:
             directory = self.function_state_dir(record.name)
@@ -92,7 +100,7 @@ class Loader:
             # The state lives in the function's own process, next to the user's code.
             return PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
                                    state_path=directory / f"{topic}-{partition}.sqlite", call_timeout_s=budget,
-                                   memory_limit_mb=memory, log=guest_log), None
+                                   memory_limit_mb=memory, log=guest_log, python=python), None
         return factory
 
     def function_state_dir(self, name: str) -> Path:

@@ -174,3 +174,29 @@ def test_user_code_that_fails_leaves_the_node_up_and_says_why(
     assert echoed.wait_for(1) == [(b"k", b"still up")]
     out.close()
     echoed.close()
+
+
+def test_declared_requirements_are_installed_into_an_environment_or_refused(
+        bootstrap_servers, namespace, client, nodes, project):
+    nodes("n1")
+    # tabulate is not installed on the node: only the function's environment has it.
+    module = project("tab_fn", '''
+        from fs_api import FSProcessorDriver
+
+        class Table(FSProcessorDriver):
+            def process(self, ctx, source_id, data):
+                import tabulate
+                ctx.emit(tabulate.__version__.encode())
+    ''')
+    config = counter_config(bootstrap_servers, namespace, name="tab") + "requirements:\n  - tabulate==0.10.0\n"
+    client.create_python_function_from_config(config, module.Table, timeout=300)
+    out = OutputReader(bootstrap_servers, f"{namespace}-counts")
+    words(bootstrap_servers, namespace, "v")
+    assert out.wait_for(1) == [(b"v", b"0.10.0")]
+
+    broken = counter_config(bootstrap_servers, namespace, name="broken").replace(
+        f"{namespace}-words", f"{namespace}-w2") + "requirements:\n  - fs-bus-no-such-package-xyz==0.0.1\n"
+    with pytest.raises(Exception) as info:
+        client.create_python_function_from_config(broken, module.Table, timeout=300)
+    assert "installing requirements" in str(info.value) and "fs-bus-no-such-package-xyz" in str(info.value)
+    out.close()

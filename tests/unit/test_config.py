@@ -586,3 +586,35 @@ def test_valid_generated_configs_round_trip(d):
     assert [o.topic for o in c.outputs] == [o["topic"] for o in d["outputs"]]
     assert [o.partition for o in c.outputs] == [o.get("partition") for o in d["outputs"]]
     assert c.init_config == {k: _str(v) for k, v in d.get("init_config", {}).items()}
+
+
+def _python_config(requirements) -> str:
+    return yaml.safe_dump({
+        "name": "py", "type": "python", "requirements": requirements,
+        "input-groups": [{"inputs": [{"bootstrap_servers": "b:9092", "topic": "t", "group_id": "g"}]}],
+        "outputs": [{"bootstrap_servers": "b:9092", "topic": "o"}],
+    })
+
+
+def test_requirements_are_normalised_and_sorted():
+    assert parse_config(_python_config(["Six == 1.16.0", "tabulate>=0.9"])).requirements == (
+        "Six==1.16.0", "tabulate>=0.9")
+
+
+@pytest.mark.parametrize("requirements, field", [
+    ("six", "requirements"),
+    (["six", 3], "requirements[1]"),
+    (["not a requirement!"], "requirements[0]"),
+    (["pkg @ https://example.invalid/pkg.whl"], "requirements[0]"),
+])
+def test_bad_requirements_are_refused_with_the_field(requirements, field):
+    with pytest.raises(InvalidConfig) as info:
+        parse_config(_python_config(requirements))
+    assert info.value.field == field
+
+
+def test_only_python_functions_take_requirements():
+    text = _python_config(["six"]).replace("type: python", "type: processor")
+    with pytest.raises(InvalidConfig) as info:
+        parse_config(text)
+    assert info.value.field == "requirements"
