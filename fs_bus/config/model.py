@@ -85,6 +85,7 @@ class FunctionConfig:
     enable_checkpoint: bool = False
     checkpoint_interval_seconds: int = 1
     requirements: tuple[str, ...] = ()  # pip requirements of a type: python function
+    python_runtime: str = "process"  # process: an OS process per partition; wasm: the Python runtime component
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -42,7 +42,7 @@ _PROCESSOR_RUNTIME_KEYS = {
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
-    "checkpoint_interval_seconds", "requirements",
+    "checkpoint_interval_seconds", "requirements", "python-runtime",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -106,6 +106,7 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         enable_checkpoint=_optional(top, "enable_checkpoint", "", bool, "true or false", False),
         checkpoint_interval_seconds=interval,
         requirements=_requirements(top.get("requirements"), type_),
+        python_runtime=_python_runtime(top, type_),
         raw=top,
     )
 
@@ -177,6 +178,22 @@ def _task_type(value: Any, default: TaskType | None) -> TaskType:
         return TaskType(value)
     except ValueError:
         raise InvalidConfig(f"must be 'processor' or 'python', not {value!r}", "type") from None
+
+
+PYTHON_RUNTIMES = ("process", "wasm")
+
+
+def _python_runtime(top: dict[str, Any], type_: TaskType) -> str:
+    """Where a python function's code runs: its own OS process, or a Python runtime component."""
+    value = _optional(top, "python-runtime", "", str, "a string", "process")
+    if value not in PYTHON_RUNTIMES:
+        raise InvalidConfig(f"must be one of {', '.join(PYTHON_RUNTIMES)}, not {value!r}", "python-runtime")
+    if "python-runtime" in top and type_ is not TaskType.PYTHON:
+        raise InvalidConfig("applies to type: python functions only", "python-runtime")
+    if value == "wasm" and top.get("requirements"):
+        raise InvalidConfig("a function running in the wasm Python runtime can use only the standard library; "
+                            "drop requirements or use python-runtime: process", "requirements")
+    return value
 
 
 def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ before anything runs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import sys
@@ -15,14 +16,14 @@ from pathlib import Path
 
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.cache import ArtifactCache
-from fs_bus.artifacts.python_bundle import unpack
+from fs_bus.artifacts.python_bundle import PythonBundle, unpack
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.control.records import ArtifactKind, FunctionRecord
 from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import ProcessorFactory
-from fs_bus.runtime.wasm import WasmEngine, WasmProcessor
+from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
 from fs_bus.state.backend import SqliteBackend, StateBackend
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,13 @@ log = logging.getLogger(__name__)
 
 class Loader:
     def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path,
-                 venv_dir: Path):
+                 venv_dir: Path, engine_cache_dir: Path):
         self.settings = settings
         self.cache = cache
         self.engine = engine
         self.state_dir = state_dir  # <state_dir>/<function>/<topic>-<partition>.sqlite
         self.venv_dir = venv_dir  # environments for Python functions' requirements
+        self.engine_cache_dir = engine_cache_dir  # built runtime components live beside compiled ones
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
 
     def artifact(self, record: FunctionRecord) -> bytes:
@@ -60,6 +62,10 @@ class Loader:
             raise InvalidArtifact(f"function {record.name!r}: a processor needs a WebAssembly component, "
                                   f"the artifact is {record.artifact.kind.value}")
         component = self.engine.load(record.artifact.sha256, self.artifact(record))
+        return self._wasm_factory(record, config, component)
+
+    def _wasm_factory(self, record: FunctionRecord, config: FunctionConfig,
+                      component: LoadedComponent) -> ProcessorFactory:
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
 
         def factory(topic: str, partition: int) -> tuple[WasmProcessor, StateBackend]:
@@ -82,7 +88,9 @@ class Loader:
             raise InvalidArtifact(f"function {record.name!r} has type 'python', but its artifact is "
                                   f"{record.artifact.kind.value}, not python modules")
         bundle = self.artifact(record)
-        unpack(bundle)  # refuse a broken bundle here, once, not in every partition's process
+        modules, _ = unpack(bundle)  # refuse a broken bundle here, once, not in every partition
+        if config.python_runtime == "wasm":
+            return self._prepare_python_in_wasm(record, config, modules)
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
         memory = config.processor_runtime.memory_limit_mb or None
 
@@ -101,6 +109,27 @@ class Loader:
             return PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
                                    state_path=directory / f"{topic}-{partition}.sqlite", call_timeout_s=budget,
                                    memory_limit_mb=memory, log=guest_log, python=python), None
+        return factory
+
+    def _prepare_python_in_wasm(self, record: FunctionRecord, config: FunctionConfig,
+                                bundle: PythonBundle) -> ProcessorFactory:
+        """Run the function's modules inside the Python runtime component: the host hands
+        them over with the world's ``fs-exec``, then drives it like any component."""
+        from fs_bus.runtime.python_wasm import runtime_component
+
+        runtime = runtime_component(self.engine_cache_dir / "python-runtime")
+        component = self.engine.load(hashlib.sha256(runtime).hexdigest(), runtime)
+        wasm_factory = self._wasm_factory(record, config, component)
+
+        def factory(topic: str, partition: int) -> tuple[WasmProcessor, StateBackend]:
+            processor, state = wasm_factory(topic, partition)
+            try:
+                processor.exec(bundle.class_name, list(bundle.modules))
+            except BaseException:
+                processor.close()
+                state.close()
+                raise
+            return processor, state
         return factory
 
     def function_state_dir(self, name: str) -> Path:

@@ -70,7 +70,7 @@ class Node:
         cache_dir = options.cache_dir or default_cache_dir()
         self.engine = WasmEngine(cache_dir / "compiled")
         self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine,
-                             cache_dir / "state" / options.namespace, cache_dir / "venvs")
+                             cache_dir / "state" / options.namespace, cache_dir / "venvs", cache_dir / "compiled")
         self.control = ControlState()
         self.entries: dict[str, _Entry] = {}
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance

@@ -200,3 +200,46 @@ def test_declared_requirements_are_installed_into_an_environment_or_refused(
         client.create_python_function_from_config(broken, module.Table, timeout=300)
     assert "installing requirements" in str(info.value) and "fs-bus-no-such-package-xyz" in str(info.value)
     out.close()
+
+
+def test_a_python_function_in_the_wasm_runtime_gets_its_modules_through_fs_exec(
+        bootstrap_servers, namespace, client, nodes, project):
+    """python-runtime: wasm runs the same class inside the Python runtime component:
+    the node hands it the artifact's modules with the world's fs-exec."""
+    node = nodes("n1")
+    project("wordnorm", '''
+        def norm(data: bytes) -> bytes:
+            return data.strip().lower()
+    ''')
+    module = project("sandboxed_counter", '''
+        import json
+        from fs_api import FSProcessorDriver
+        from wordnorm import norm
+
+        class SandboxedCounter(FSProcessorDriver):
+            def process(self, ctx, source_id, data):
+                word = norm(data)
+                store = ctx.getOrCreateKVStore("counter-store")
+                n = int(store.get_state(word) or b"0") + 1
+                store.put_state(word, str(n).encode())
+                ctx.emit(json.dumps({"word": word.decode(), "count": n}).encode(), 0)
+    ''')
+    config = counter_config(bootstrap_servers, namespace, name="sandboxed") + "python-runtime: wasm\n"
+    client.create_python_function_from_config(config, module.SandboxedCounter, timeout=300)
+    out = OutputReader(bootstrap_servers, f"{namespace}-counts")
+    words(bootstrap_servers, namespace, "Apple", "pear ", "APPLE")
+    assert counts(out, 3) == [("apple", 1), ("pear", 1), ("apple", 2)]
+    # It runs as a component inside the node: no Python process was started for it.
+    assert not _children(node.proc.pid)
+    client.stop_function("sandboxed")
+    client.start_function("sandboxed", timeout=300)
+    words(bootstrap_servers, namespace, "apple")
+    assert counts(out, 4)[3] == ("apple", 3)  # state kept across STOP/START
+    out.close()
+
+
+def _children(pid: int) -> list[str]:
+    from pathlib import Path
+
+    return [c for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()]

@@ -1,0 +1,62 @@
+"""The benchmark suite runs end to end on a tiny data set (no timing thresholds: the
+machines this runs on are shared and noisy, so only "it measured something" is checked)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = ["limit", "wasm-reference-world", "python", "latency", "control-plane"]
+THROUGHPUT = ["limit", "wasm-reference-world", "python"]
+
+
+@pytest.mark.timeout(700)
+def test_python_m_bench_measures_every_case(tmp_path):
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "bench", "--records", "2000", "--partitions", "1", "--latency-seconds", "2",
+           "--functions", "3", "--cases", ",".join(CASES), "--out", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # let it stop its broker and nodes
+        try:
+            output, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        pytest.fail(f"python -m bench did not finish in 600 s:\n{output[-5000:]}")
+    assert proc.returncode == 0, output[-5000:]
+    results = json.loads(out.read_text())
+    cases = results["cases"]
+    assert sorted(cases) == sorted(CASES), output[-5000:]
+
+    for case in THROUGHPUT:
+        entry = cases[case]
+        assert entry["status"] == "ok", (case, entry)
+        assert entry["records_per_s"] > 0 and entry["mb_per_s"] > 0, (case, entry)
+        assert entry["ratio_to_limit"] > 0, (case, entry)
+    assert cases["limit"]["ratio_to_limit"] == 1.0
+
+    latency = cases["latency"]
+    assert latency["status"] == "ok", latency
+    for target in THROUGHPUT:
+        t = latency["targets"][target]
+        assert t["status"] == "ok" and t["received"] > 0 and t["p99_ms"] >= t["p50_ms"] > 0, (target, t)
+
+    cp = cases["control-plane"]
+    assert cp["status"] == "ok", cp
+    assert cp["create_to_running"]["n"] == 3 and cp["create_to_running"]["p50_ms"] > 0, cp
+    assert cp["artifact"]["upload_mb_per_s"] > 0 and cp["artifact"]["download_mb_per_s"] > 0, cp
+    assert cp["cold_start"], cp
+
+    machine = results["machine"]
+    for key in ("cpu_model", "cores", "python", "confluent_kafka", "librdkafka", "wasmtime", "kafka", "git"):
+        assert machine.get(key), (key, machine)
+    assert "limit" in output and "records/s" in output  # the table was printed
