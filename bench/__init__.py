@@ -1,0 +1,1 @@
+"""fs-bus's benchmark suite: ``python -m bench`` (see bench/README.md)."""
