@@ -206,6 +206,8 @@ class FunctionInstance:
         batch = max(1, self.config.inputs[0].runtime.batch_consume_size)
         timeout = max(0.01, self.config.inputs[0].runtime.poll_timeout_ms / 1000)
         max_batch = max(1, self.config.processor_runtime.max_batch_size)
+        # checkpoint_interval_seconds bounds the time between two commit (checkpoint) points.
+        interval = float(self.config.checkpoint_interval_seconds)
         pending = 0
         last_commit = time.monotonic()
         next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
@@ -215,7 +217,7 @@ class FunctionInstance:
                 pending += self._handle_batch(topic, partition, group)
             if msgs:
                 self._advance_watermarks()
-            if pending and (pending >= max_batch or not msgs or time.monotonic() - last_commit > 1.0):
+            if pending and (pending >= max_batch or not msgs or time.monotonic() - last_commit >= interval):
                 self._flush_and_commit(self._consumer)
                 pending, last_commit = 0, time.monotonic()
             self._answer_calls()
