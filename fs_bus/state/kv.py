@@ -215,3 +215,13 @@ class KvIterator:
         self._pos += 1
         self._next_start = key_successor(key)
         return key[self._prefix_len :], value
+
+    # Python code (fs_bus.api) walks it with ``for user_key, value in ...`` too.
+    def __iter__(self) -> KvIterator:
+        return self
+
+    def __next__(self) -> tuple[bytes, bytes]:
+        item = self.next()
+        if item is None:
+            raise StopIteration
+        return item
