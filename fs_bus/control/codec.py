@@ -4,6 +4,12 @@ A value is ``C3 01`` + the writer schema's 8-byte CRC-64-AVRO fingerprint
 (little-endian) + the Avro binary body. A reader therefore knows which schema
 wrote a record without any registry, and can refuse what it does not know
 instead of misreading it. Pure: no I/O beyond loading the schemas once.
+
+Schemas evolve the Avro way: a new version only adds fields with defaults (or
+removes fields that had one), and the version it replaces is kept, byte for
+byte, in ``schemas/history/<name>.v<N>.avsc``. A record written with an older
+schema is read with its own schema as the writer's and the current one as the
+reader's, so compacted control topics written by older nodes stay readable.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from fs_bus.errors import DecodeError
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+HISTORY_DIR = SCHEMA_DIR / "history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +61,16 @@ def schemas() -> dict[str, Schema]:
 
 
 @cache
-def _by_fingerprint() -> dict[bytes, Schema]:
-    return {s.fingerprint: s for s in schemas().values()}
+def _by_fingerprint() -> dict[bytes, tuple[Schema, Schema]]:
+    """Every schema a record may have been written with -> (writer, current reader)."""
+    current = schemas()
+    readers = {s.fingerprint: (s, s) for s in current.values()}
+    for path in sorted(HISTORY_DIR.glob("*.avsc")):
+        old = _load(path)
+        if old.short_name not in current:
+            raise RuntimeError(f"{path}: no current schema named {old.short_name}")
+        readers.setdefault(old.fingerprint, (old, current[old.short_name]))
+    return readers
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -92,15 +107,16 @@ def decode(data: bytes | None) -> tuple[str, dict[str, Any]]:
         raise DecodeError(
             f"not Avro single-object encoding: starts with {bytes(data[:4]).hex() or 'nothing'}, expected c301"
         )
-    schema = _by_fingerprint().get(bytes(data[2:HEADER_LEN]))
-    if schema is None:
+    known = _by_fingerprint().get(bytes(data[2:HEADER_LEN]))
+    if known is None:
         raise DecodeError(
             f"written with an unknown schema (fingerprint {bytes(data[2:HEADER_LEN]).hex()}); "
             "a newer fs-bus may have written it"
         )
+    writer, schema = known
     buf = io.BytesIO(data[HEADER_LEN:])
     try:
-        datum = fastavro.schemaless_reader(buf, schema.parsed, None)
+        datum = fastavro.schemaless_reader(buf, writer.parsed, None if writer is schema else schema.parsed)
     except Exception as exc:  # fastavro raises many types on truncated or garbled input
         raise DecodeError(f"body does not match schema {schema.short_name}: {type(exc).__name__}: {exc}") from None
     if buf.tell() != len(data) - HEADER_LEN:

@@ -41,6 +41,8 @@ class ArtifactManifest:
     kind: ArtifactKind
     topic: str
     chunks: tuple[ChunkRef, ...]
+    signature: bytes | None = None  # ed25519 over the sha256 hex, by the key signed_by names
+    signed_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +55,17 @@ class FunctionRecord:
     revision: int
     updated_at: int  # epoch milliseconds
     updated_by: str = ""
+    # Bumped when the state is reset (reprocessing): older local state and changelogs are dead.
+    state_generation: int = 0
 
     def with_state(self, state: DesiredState, *, updated_at: int, updated_by: str) -> FunctionRecord:
         return replace(self, desired_state=state, revision=self.revision + 1,
                        updated_at=updated_at, updated_by=updated_by)
 
     @property
-    def spec_key(self) -> tuple[str, str]:
+    def spec_key(self) -> tuple[str, str, int]:
         """What an instance is built from: a change here means a restart, not a resume."""
-        return (self.artifact.sha256, self.config_yaml)
+        return (self.artifact.sha256, self.config_yaml, self.state_generation)
 
 
 def encode_function(record: FunctionRecord) -> bytes:
@@ -73,11 +77,13 @@ def encode_function(record: FunctionRecord) -> bytes:
         "artifact": {
             "sha256": a.sha256, "size": a.size, "kind": a.kind.value, "topic": a.topic,
             "chunks": [{"partition": c.partition, "offset": c.offset, "size": c.size} for c in a.chunks],
+            "signature": a.signature, "signed_by": a.signed_by,
         },
         "desired_state": record.desired_state.value,
         "revision": record.revision,
         "updated_at": record.updated_at,
         "updated_by": record.updated_by,
+        "state_generation": record.state_generation,
     })
 
 
@@ -94,11 +100,13 @@ def function_from_datum(d: dict[str, Any]) -> FunctionRecord:
         artifact=ArtifactManifest(
             sha256=a["sha256"], size=a["size"], kind=kind, topic=a["topic"],
             chunks=tuple(ChunkRef(c["partition"], c["offset"], c["size"]) for c in a["chunks"]),
+            signature=a["signature"], signed_by=a["signed_by"],
         ),
         desired_state=DesiredState(d["desired_state"]),
         revision=d["revision"],
         updated_at=codec.millis(d["updated_at"]),
         updated_by=d["updated_by"],
+        state_generation=d["state_generation"],
     )
 
 

@@ -25,11 +25,14 @@ records = st.builds(
         topic=st.just("fs-bus.artifacts"),
         chunks=st.lists(st.builds(ChunkRef, st.integers(0, 100), st.integers(0, 2**50), st.integers(0, 2**20)),
                         max_size=5).map(tuple),
+        signature=st.none() | st.binary(min_size=64, max_size=64),
+        signed_by=st.none() | st.from_regex(r"[0-9a-f]{16}", fullmatch=True),
     ),
     desired_state=st.sampled_from(list(DesiredState)),
     revision=st.integers(1, 2**40),
     updated_at=st.integers(0, 2**42),
     updated_by=text,
+    state_generation=st.integers(0, 2**40),
 )
 
 
@@ -42,6 +45,29 @@ SAMPLE = FunctionRecord(
 @given(records)
 def test_function_record_round_trips(record):
     assert decode_function(encode_function(record)) == record
+
+
+def _encode_v1(record: FunctionRecord) -> bytes:
+    """A record as an fs-bus from before the signature and state-generation fields wrote it."""
+    import io
+    import fastavro
+    old = codec._load(codec.HISTORY_DIR / "function_record.v1.avsc")
+    a = record.artifact
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old.parsed, {
+        "name": record.name, "task_type": record.task_type, "config_yaml": record.config_yaml,
+        "artifact": {"sha256": a.sha256, "size": a.size, "kind": a.kind.value, "topic": a.topic,
+                     "chunks": [{"partition": c.partition, "offset": c.offset, "size": c.size} for c in a.chunks]},
+        "desired_state": record.desired_state.value, "revision": record.revision,
+        "updated_at": record.updated_at, "updated_by": record.updated_by})
+    return codec.MAGIC + old.fingerprint + buf.getvalue()
+
+
+def test_records_written_with_an_older_schema_read_with_the_new_fields_defaulted():
+    old = _encode_v1(SAMPLE)
+    assert old[2:10] != codec.schemas()["FunctionRecord"].fingerprint  # really another writer schema
+    assert decode_function(old) == SAMPLE
+    assert SAMPLE.state_generation == 0 and SAMPLE.artifact.signature is None
 
 
 def test_header_names_the_writer_schema():
