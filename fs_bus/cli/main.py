@@ -91,7 +91,8 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
               help="Seconds to wait for the nodes to confirm each change.")
 @click.option("--no-wait", is_flag=True, help="Return once each change is durable, without waiting for nodes.")
 def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool) -> None:
-    """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS.
+    """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS,
+    DESCRIBE FUNCTION name, START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '...'.
 
     Without -e or -f, reads statements from standard input when it is piped, else
     starts an interactive shell with history and keyword completion.
@@ -163,6 +164,33 @@ def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None,
     if sys.stdout.isatty() and not answer.endswith(b"\n"):
         sys.stdout.buffer.write(b"\n")
     sys.stdout.flush()
+
+
+@cli.command()
+@kafka_options
+@click.argument("name")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Tables for people, JSON for scripts.")
+def describe(bootstrap_servers: str, namespace: str, name: str, output: str) -> None:
+    """Show function NAME: its record and config, each node's state and partitions, and the lag per partition."""
+    import dataclasses
+    import json
+
+    from fs_bus.client import FsClient
+    from fs_bus.sql.runner import render_description
+
+    try:
+        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace) as client:
+            description = client.describe_function(name)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    if output == "json":
+        click.echo(json.dumps(dataclasses.asdict(description), indent=2))
+        return
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    for part in render_description(description):
+        console.print(part, highlight=False)
 
 
 @cli.group()

@@ -1,7 +1,7 @@
 """The thin Python client: ``from fs_bus.client import FsClient``."""
 
 from fs_bus.client.client import FsClient
-from fs_bus.client.models import FunctionInfo, NodeInfo, ShowFunctionsResult
+from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.errors import (
     FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, InvalidConfig,
     KafkaUnavailable, NoLiveNodes, WaitTimeout,

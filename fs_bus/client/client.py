@@ -17,6 +17,8 @@ import keyword
 import socket
 import time
 import uuid
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
@@ -28,18 +30,19 @@ from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
-from fs_bus.client.models import FunctionInfo, NodeInfo, ShowFunctionsResult
+from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.errors import (
-    CallFailed, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, InvalidConfig, NoLiveNodes,
-    WaitTimeout,
+    CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, InvalidConfig,
+    NoLiveNodes, WaitTimeout,
 )
-from fs_bus.kafka import clients
+from fs_bus.kafka import clients, groups
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
-from fs_bus.kafka.topics import Topics, ensure_topics
+from fs_bus.kafka.topics import Topics, delete_topics, ensure_topics
+from fs_bus.state.changelog import changelog_topic
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
 
@@ -165,7 +168,19 @@ class FsClient:
         return self.create_python_function(collected.class_name, list(collected.modules), config_content,
                                            wait=wait, timeout=timeout, packages=collected.packages)
 
-    def start_function(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
+    def start_function(self, name: str, *, wait: bool = True, timeout: float | None = None,
+                       start_from: StartPosition | str | int | datetime | None = None) -> bool:
+        """Start (resume) the function; with ``start_from``, reprocess instead.
+
+        ``start_from`` (``"earliest"``, ``"latest"``, an offset, a ``datetime`` or ISO 8601
+        time, or a :class:`StartPosition`) stops the function if it runs, waits until its
+        consumer group is empty, moves the group's offsets there on every input partition,
+        and starts it again with empty state (a new state generation: new changelogs, the
+        old ones deleted), like Kafka Streams' application reset. ``SQL: START FUNCTION f
+        FROM EARLIEST``.
+        """
+        if start_from is not None:
+            return self._reprocess(name, StartPosition.parse(start_from), wait, timeout)
         return self._set_state(name, DesiredState.RUNNING, wait, timeout)
 
     def stop_function(self, name: str, *, wait: bool = True, timeout: float | None = None) -> bool:
@@ -183,7 +198,34 @@ class FsClient:
             artifact_store.tombstone(self._producer_(), record.artifact)
         if wait:
             self._await(name, lambda st: st is None, "dropped", timeout, record.revision)
+        # Its state goes too. (Without wait a node may still be writing its last checkpoint.)
+        self._delete_changelogs(record, record.state_generation)
         return True
+
+    def describe_function(self, name: str, timeout: float | None = None) -> FunctionDescription:
+        """Everything about one function: its record, each node's report, its partitions and lag."""
+        state = self._read_control()
+        rec = state.table.get(name)
+        if rec is None:
+            raise FunctionNotFound(name)
+        table = self._read_status()
+        live = table.live_nodes(_now_ms())
+        info = _function_info(rec, table.of_function(name), live)
+        config = parse_config(rec.config_yaml)
+        owners = {label: node for node, labels in info.partitions.items() for label in labels}
+        nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
+                  "error": st.error, "alive": n in live}
+                 for n, st in sorted(table.of_function(name).items())]
+        lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
+                "committed": pl.committed, "end": pl.end, "lag": pl.lag}
+               for pl in self._lag(config)]
+        changelogs = [changelog_topic(self.namespace, name, rec.state_generation, i.topic) for i in config.inputs]
+        return FunctionDescription(
+            name=name, task_type=rec.task_type, desired=rec.desired_state.value, status=info.status,
+            revision=rec.revision, state_generation=rec.state_generation, config_yaml=rec.config_yaml,
+            artifact_sha256=rec.artifact.sha256, artifact_size=rec.artifact.size, artifact_kind=rec.artifact.kind.value,
+            signed_by=rec.artifact.signed_by, updated_at=rec.updated_at, updated_by=rec.updated_by,
+            group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs)
 
     def show_functions(self, filter_pattern: str | None = None, timeout: float | None = None) -> ShowFunctionsResult:
         state = self._read_control()
@@ -195,7 +237,12 @@ class FsClient:
             if filter_pattern and not fnmatch.fnmatchcase(name, filter_pattern):
                 continue
             rec = state.table.functions[name]
-            infos.append(_function_info(rec, table.of_function(name), live))
+            info = _function_info(rec, table.of_function(name), live)
+            try:
+                total = sum(pl.lag for pl in self._lag(parse_config(rec.config_yaml)))
+            except FsBusError:
+                total = None  # its cluster is out of reach: show the rest anyway
+            infos.append(replace(info, lag=total))
         nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
                  for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
         return ShowFunctionsResult(functions=infos, nodes=nodes)
@@ -260,6 +307,44 @@ class FsClient:
             self._await_state(record, ObservedState.RUNNING, timeout)
         return True
 
+
+    def _reprocess(self, name: str, position: StartPosition, wait: bool, timeout: float | None) -> bool:
+        state = self._read_control()
+        current = state.table.get(name)
+        if current is None:
+            raise FunctionNotFound(name)
+        config = parse_config(current.config_yaml)
+        budget = self.default_timeout if timeout is None else timeout
+        if current.desired_state is DesiredState.RUNNING:
+            current = current.with_state(DesiredState.STOPPED, updated_at=_now_ms(), updated_by=self.user)
+            write_record(self._producer_(), self.topics.control, current)
+            try:
+                self._await_state(current, ObservedState.STOPPED, budget)
+            except NoLiveNodes:
+                pass  # nothing runs it; a node that died is still a member until its session times out
+        admin = clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers))
+        groups.wait_empty(admin, config.group_id, max(budget, 15.0))
+        topics = sorted({i.topic for i in config.inputs})
+        groups.reset(admin, config.group_id, groups.offsets_at(admin, topics, position.kind, position.value))
+        record = replace(current.with_state(DesiredState.RUNNING, updated_at=_now_ms(), updated_by=self.user),
+                         state_generation=current.state_generation + 1)
+        write_record(self._producer_(), self.topics.control, record)
+        self._delete_changelogs(current, current.state_generation)
+        if wait:
+            self._await_state(record, ObservedState.RUNNING, timeout)
+        return True
+
+    def _lag(self, config: FunctionConfig) -> list[groups.PartitionLag]:
+        admin = clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers))
+        return groups.lag(admin, config.group_id, sorted({i.topic for i in config.inputs}))
+
+    def _delete_changelogs(self, record: FunctionRecord, generation: int) -> None:
+        try:
+            config = parse_config(record.config_yaml)
+        except FsBusError:
+            return  # a record no node could run has no changelogs
+        names = [changelog_topic(self.namespace, record.name, generation, i.topic) for i in config.inputs]
+        delete_topics(clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers)), names)
 
     def _set_state(self, name: str, desired: DesiredState, wait: bool, timeout: float | None) -> bool:
         state = self._read_control()

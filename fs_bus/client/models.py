@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class FunctionInfo:
     artifact_sha256: str = field(default="", repr=False)
     updated_at: int = field(default=0, repr=False)
     updated_by: str = field(default="", repr=False)
+    lag: int | None = field(default=None, repr=False)  # records its group has not processed yet (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,88 @@ class ShowFunctionsResult:
     nodes: list[NodeInfo] = field(default_factory=list, repr=False)
     status_code: int = 200
     message: str = ""
+
+
+@dataclass(frozen=True)
+class StartPosition:
+    """Where ``START FUNCTION ... FROM`` restarts a function's inputs (its state starts empty).
+
+    ``kind`` is ``earliest``, ``latest``, ``offset`` (``value``: the offset, on every
+    partition) or ``timestamp`` (``value``: epoch milliseconds).
+    """
+
+    kind: str
+    value: int = 0
+
+    KINDS = ("earliest", "latest", "offset", "timestamp")
+
+    def __post_init__(self) -> None:
+        if self.kind not in self.KINDS:
+            raise ValueError(f"start position must be one of {', '.join(self.KINDS)}, not {self.kind!r}")
+        if self.value < 0:
+            raise ValueError(f"a start {self.kind} cannot be negative ({self.value})")
+
+    @classmethod
+    def parse(cls, spec: "StartPosition | str | int | datetime") -> "StartPosition":
+        """``"earliest"``, ``"latest"``, an offset (``42`` or ``"offset:42"``), or a time
+        (a ``datetime`` or ISO 8601 text such as ``"2026-11-30T00:00:00Z"``; no zone means UTC)."""
+        if isinstance(spec, StartPosition):
+            return spec
+        if isinstance(spec, datetime):
+            return cls("timestamp", _epoch_ms(spec))
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            return cls("offset", spec)
+        if not isinstance(spec, str):
+            raise TypeError(f"a start position is a str, int or datetime, not {type(spec).__name__}")
+        text = spec.strip()
+        lowered = text.lower()
+        if lowered in ("earliest", "latest"):
+            return cls(lowered)
+        if lowered.startswith("offset:") and lowered[7:].strip().isdigit():
+            return cls("offset", int(lowered[7:]))
+        if lowered.isdigit():
+            return cls("offset", int(lowered))
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{spec!r} is not a start position: use earliest, latest, an offset or an ISO 8601 "
+                             "time such as 2026-11-30T00:00:00Z") from None
+        return cls("timestamp", _epoch_ms(when))
+
+    def __str__(self) -> str:
+        if self.kind == "offset":
+            return f"OFFSET {self.value}"
+        if self.kind == "timestamp":
+            when = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=self.value)
+            return f"TIMESTAMP '{when.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}'"
+        return self.kind.upper()
+
+
+def _epoch_ms(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class FunctionDescription:
+    """``describe_function``: the desired record, each node's report, and the group's lag."""
+
+    name: str
+    task_type: str
+    desired: str
+    status: str
+    revision: int
+    state_generation: int
+    config_yaml: str
+    artifact_sha256: str
+    artifact_size: int
+    artifact_kind: str
+    signed_by: str | None
+    updated_at: int
+    updated_by: str
+    group_id: str
+    guarantee: str
+    nodes: list[dict] = field(default_factory=list)  # node, state, revision, partitions, error
+    lag: list[dict] = field(default_factory=list)  # topic, partition, node, committed, end, lag
+    changelogs: list[str] = field(default_factory=list)

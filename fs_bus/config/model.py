@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class Guarantee(str, enum.Enum):
+    """``processing.guarantee``: what a crash may do to the outputs."""
+
+    AT_LEAST_ONCE = "at_least_once"  # replays after a crash: duplicates, never gaps
+    EXACTLY_ONCE = "exactly_once"  # outputs, state changes and input offsets in one transaction
+
+
 class TaskType(str, enum.Enum):
     PROCESSOR = "processor"  # a WebAssembly component of the functionstream:core processor world
     PYTHON = "python"  # a Python class (FSProcessorDriver)
@@ -86,6 +93,8 @@ class FunctionConfig:
     checkpoint_interval_seconds: int = 1
     requirements: tuple[str, ...] = ()  # pip requirements of a type: python function
     python_runtime: str = "process"  # process: an OS process per partition; wasm: the Python runtime component
+    guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
+    commit_interval_ms: int | None = None  # None: at-least-once commits per batch, exactly-once every 100 ms
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from fs_bus.config.model import (
-    ChannelRuntime, FunctionConfig, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
+    ChannelRuntime, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
 )
 from fs_bus.errors import InvalidConfig
 
@@ -42,7 +42,7 @@ _PROCESSOR_RUNTIME_KEYS = {
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
-    "checkpoint_interval_seconds", "requirements", "python-runtime",
+    "checkpoint_interval_seconds", "requirements", "python-runtime", "processing.guarantee", "commit.interval.ms",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -93,6 +93,10 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
     interval = _optional(top, "checkpoint_interval_seconds", "", int, "an integer", 1)
     if interval < 1:
         raise InvalidConfig("must be at least 1", "checkpoint_interval_seconds")
+    guarantee = _guarantee(top, inputs=[i for g in groups for i in g.inputs], outputs=outputs)
+    commit_interval = _optional(top, "commit.interval.ms", "", int, "an integer", None)
+    if commit_interval is not None and commit_interval < 1:
+        raise InvalidConfig("must be at least 1", "commit.interval.ms")
     return FunctionConfig(
         name=name,
         type=type_,
@@ -107,6 +111,8 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         checkpoint_interval_seconds=interval,
         requirements=_requirements(top.get("requirements"), type_),
         python_runtime=_python_runtime(top, type_),
+        guarantee=guarantee,
+        commit_interval_ms=commit_interval,
         raw=top,
     )
 
@@ -194,6 +200,27 @@ def _python_runtime(top: dict[str, Any], type_: TaskType) -> str:
         raise InvalidConfig("a function running in the wasm Python runtime can use only the standard library; "
                             "drop requirements or use python-runtime: process", "requirements")
     return value
+
+
+def _guarantee(top: dict[str, Any], *, inputs: list[KafkaInput], outputs: tuple[KafkaOutput, ...]) -> Guarantee:
+    value = _optional(top, "processing.guarantee", "", str, "a string", Guarantee.AT_LEAST_ONCE.value)
+    try:
+        guarantee = Guarantee(value)
+    except ValueError:
+        raise InvalidConfig(f"must be one of {', '.join(g.value for g in Guarantee)}, not {value!r}",
+                            "processing.guarantee") from None
+    if guarantee is Guarantee.EXACTLY_ONCE:
+        # One transaction spans outputs, changelogs and input offsets: one cluster.
+        servers = inputs[0].bootstrap_servers
+        for i, inp in enumerate(inputs):
+            if inp.bootstrap_servers != servers:
+                raise InvalidConfig(f"exactly_once needs every input on one cluster: {inp.bootstrap_servers!r} "
+                                    f"is not {servers!r}", "input-groups[].inputs[].bootstrap_servers")
+        for i, out in enumerate(outputs):
+            if out.bootstrap_servers != servers:
+                raise InvalidConfig(f"exactly_once needs the outputs on the inputs' cluster ({servers!r}), "
+                                    f"not {out.bootstrap_servers!r}", f"outputs[{i}].bootstrap_servers")
+    return guarantee
 
 
 def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:

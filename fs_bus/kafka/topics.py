@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
 from fs_bus.errors import KafkaUnavailable, TopicMisconfigured
 
@@ -128,3 +128,57 @@ def ensure_data_topics(admin: AdminClient, names: list[str], timeout: float = 30
             if exc.args[0].code() != 36:
                 raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
     return created
+
+
+def partition_counts(admin: AdminClient, names: list[str], timeout: float = 30.0) -> dict[str, int]:
+    """How many partitions each existing topic of ``names`` has."""
+    existing = admin.list_topics(timeout=timeout).topics
+    return {n: len(existing[n].partitions) for n in names if n in existing}
+
+
+def ensure_changelog_topics(admin: AdminClient, wanted: Mapping[str, int], delete_retention_ms: int,
+                            timeout: float = 30.0) -> list[str]:
+    """Create compacted changelog topics with at least the given partition counts.
+
+    A changelog has one partition per partition of its input topic; when the input
+    grows, so does its changelog (existing partitions keep their numbers, so each
+    partition's state stays where it was). Returns the topics created.
+    """
+    have = partition_counts(admin, list(wanted), timeout)
+    config = {"cleanup.policy": "compact", "delete.retention.ms": str(delete_retention_ms)}
+    missing = [NewTopic(n, num_partitions=p, replication_factor=-1, config=config)
+               for n, p in sorted(wanted.items()) if n not in have]
+    created = []
+    if missing:
+        for name, fut in admin.create_topics(missing, request_timeout=timeout).items():
+            try:
+                fut.result()
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another node was first
+                    raise KafkaUnavailable(f"cannot create changelog topic {name!r}: {exc.args[0].str()}") from None
+    grow = [NewPartitions(n, wanted[n]) for n in sorted(have) if have[n] < wanted[n]]
+    if grow:
+        for name, fut in admin.create_partitions(grow, request_timeout=timeout).items():
+            try:
+                fut.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != 37:  # INVALID_PARTITIONS: another node grew it already
+                    raise KafkaUnavailable(f"cannot add partitions to {name!r}: {exc.args[0].str()}") from None
+    return created
+
+
+def delete_topics(admin: AdminClient, names: list[str], timeout: float = 30.0) -> list[str]:
+    """Delete the topics of ``names`` that exist; returns those deleted."""
+    existing = admin.list_topics(timeout=timeout).topics
+    doomed = [n for n in names if n in existing]
+    deleted = []
+    if doomed:
+        for name, fut in admin.delete_topics(doomed, request_timeout=timeout).items():
+            try:
+                fut.result()
+                deleted.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != 3:  # UNKNOWN_TOPIC_OR_PART: someone else deleted it
+                    raise KafkaUnavailable(f"cannot delete topic {name!r}: {exc.args[0].str()}") from None
+    return deleted

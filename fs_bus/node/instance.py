@@ -3,8 +3,22 @@
 It owns one consumer (in the group named by the config), one producer per output
 cluster, and a partition worker per assigned partition. Kafka's group protocol
 spreads partitions across every node running the function; the instance follows
-assignments. Outputs are acknowledged before input offsets are committed
-(at-least-once): a crash replays, never skips.
+assignments (cooperative-sticky: a node joining or leaving moves only the
+partitions that must move). A worker is created, its state restored from its
+changelog, before its partition's first record; on revocation everything done
+is flushed and committed before the worker closes.
+
+At a commit point, in this order: each worker's checkpoint (the guest's hook;
+its state changes sealed), the changes written to the changelogs, outputs and
+changes acknowledged, local state committed with its changelog offset, input
+offsets committed. So a crash replays records onto state that may hold them
+(at-least-once), never skips one.
+
+With ``processing.guarantee: exactly_once`` one transactional producer writes
+outputs and changelog records, and the input offsets go into the same
+transaction (with the consumer group's metadata, so a zombie is fenced);
+local state is committed only after the transaction is. A failure aborts the
+transaction and reopens from the committed offsets.
 """
 
 from __future__ import annotations
@@ -13,29 +27,50 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from fs_bus.config.model import FunctionConfig
+from fs_bus.config.model import FunctionConfig, Guarantee
 from fs_bus.errors import ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.kafka.topics import ensure_data_topics
-from fs_bus.node.worker import PartitionWorker
+from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
+from fs_bus.node.worker import Changelogged, PartitionWorker
 from fs_bus.calls.records import CallReply, CallRequest
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
+from fs_bus.state.changelog import DELETE_RETENTION_MS, encode_key
 from fs_bus.status.records import ObservedState
 
 log = logging.getLogger(__name__)
 
-# Given the function's code, build each partition worker's processor and its state.
-ProcessorFactory = Callable[[str, int], tuple[Processor, StateBackend | None]]
+
+@dataclass(slots=True)
+class PartitionRuntime:
+    """What a partition worker runs: user code, the state it sees, and that state's changelog side."""
+
+    processor: Processor
+    state: StateBackend | None  # None: the state lives with the processor (a Python function's process)
+    changelog: Changelogged | None = None
+    changelog_next: int = 0  # the changelog partition's offset after what the state holds
+
+
+# Given the function's code, build each partition worker's runtime, its state restored.
+ProcessorFactory = Callable[[str, int], PartitionRuntime]
 Prepare = Callable[[], ProcessorFactory]
 ReplySink = Callable[[CallReply], None]
 HEARTBEAT_CHECK_INTERVAL_S = 5.0
+# Under exactly-once the transaction commits this often (Kafka Streams' default) unless
+# commit.interval.ms says otherwise: the latency a read_committed reader sees.
+EOS_COMMIT_INTERVAL_S = 0.1
+# A node killed -9 holds its partitions until the group's session timeout; librdkafka's
+# 45 s default is long for a stream processor. Inputs' properties override these.
+CONSUMER_DEFAULTS = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
+# An open transaction of a node killed -9 blocks read_committed readers until it times out.
+TRANSACTION_TIMEOUT_MS = 15_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 # Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
 PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
@@ -43,9 +78,18 @@ PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 
 class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
-                 on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = ""):
+                 on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = "",
+                 changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None):
         self.name = name
         self.node_id = node_id
+        self._changelogs = changelog_topics or {}  # input topic -> its changelog topic
+        self._exactly_once = config.guarantee is Guarantee.EXACTLY_ONCE
+        self._transactional_id = transactional_id or f"fs-bus.{name}.{node_id}"
+        self._txn: Producer | None = None  # exactly-once: the one transactional producer
+        self._in_txn = False
+        self._changelog_ends: dict[tuple[str, int], int] = {}  # changelog partition -> next offset written
+        self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
+        self._changelog_producer: Producer | None = None
         self._reply = reply
         self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
@@ -146,6 +190,12 @@ class FunctionInstance:
         created += ensure_data_topics(
             clients.admin(self._settings.for_servers(cfg.outputs[0].bootstrap_servers)),
             sorted({o.topic for o in cfg.outputs}))
+        if self._changelogs:
+            admin = clients.admin(in_settings)
+            counts = partition_counts(admin, topics)
+            created += ensure_changelog_topics(
+                admin, {self._changelogs[t]: n for t, n in counts.items() if t in self._changelogs},
+                DELETE_RETENTION_MS)
         if created:
             log.info("function %s: created missing topics %s", self.name, created)
         props: dict[str, str] = {}
@@ -155,13 +205,28 @@ class FunctionInstance:
             in_settings, f"fn-{self.name}", group_id=cfg.group_id,
             **{"partition.assignment.strategy": "cooperative-sticky",
                "topic.metadata.refresh.interval.ms": 10_000,
-               "auto.offset.reset": "earliest", **props})
+               "auto.offset.reset": "earliest", **CONSUMER_DEFAULTS, **props})
+        if self._exactly_once:
+            out_props: dict[str, str] = {}
+            for out in cfg.outputs:
+                out_props.update(out.properties)
+            self._txn = clients.producer(
+                in_settings, f"fn-{self.name}",
+                **{"transactional.id": self._transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                   "queue.buffering.max.messages": max(cfg.outputs[0].runtime.channel_capacity, 1000),
+                   **out_props})
+            self._txn.init_transactions(30)  # fences (and aborts) this id's earlier incarnation
+            self._producers[first.bootstrap_servers] = self._txn
         for out in cfg.outputs:
             if out.bootstrap_servers not in self._producers:
                 self._producers[out.bootstrap_servers] = clients.producer(
                     self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
                     **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
                        **out.properties})
+        if self._changelogs:
+            if first.bootstrap_servers not in self._producers:
+                self._producers[first.bootstrap_servers] = clients.producer(in_settings, f"fn-{self.name}")
+            self._changelog_producer = self._producers[first.bootstrap_servers]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
@@ -173,8 +238,9 @@ class FunctionInstance:
                 paused.append(tp)  # the config names other partitions of this topic
                 continue
             assert self._factory is not None
-            processor, state = self._factory(tp.topic, tp.partition)
-            worker = PartitionWorker(tp.topic, tp.partition, self._sources[tp.topic], processor, state)
+            rt = self._factory(tp.topic, tp.partition)
+            worker = PartitionWorker(tp.topic, tp.partition, self._sources[tp.topic], rt.processor, rt.state,
+                                     changelog=rt.changelog, changelog_next=rt.changelog_next)
             with self._lock:
                 self.workers[(tp.topic, tp.partition)] = worker
         if paused:
@@ -187,10 +253,14 @@ class FunctionInstance:
             self._flush_and_commit(consumer)
         except Exception as exc:  # noqa: BLE001 - an exception here would escape from librdkafka's callback
             log.warning("function %s: commit on revocation failed: %s", self.name, exc)
+            # The partitions kept ran records whose results are now lost: start over from the commit.
+            self._restart_reason = f"commit on revocation failed: {exc}"
         self._drop_workers(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The group moved on without us: what we did not commit belongs to others now.
+        if self._in_txn:
+            self._restart_reason = "partitions lost with a transaction open"
         self._drop_workers(partitions)
 
     def _drop_workers(self, partitions: list[TopicPartition]) -> None:
@@ -206,18 +276,27 @@ class FunctionInstance:
         batch = max(1, self.config.inputs[0].runtime.batch_consume_size)
         timeout = max(0.01, self.config.inputs[0].runtime.poll_timeout_ms / 1000)
         max_batch = max(1, self.config.processor_runtime.max_batch_size)
-        # checkpoint_interval_seconds bounds the time between two commit (checkpoint) points.
+        # checkpoint_interval_seconds bounds the time between two commit (checkpoint) points;
+        # exactly-once commits its transaction on a short interval instead of per batch.
         interval = float(self.config.checkpoint_interval_seconds)
+        if self.config.commit_interval_ms is not None:
+            interval = self.config.commit_interval_ms / 1000
+        elif self._exactly_once:
+            interval = EOS_COMMIT_INTERVAL_S
+        full = max_batch if not self._exactly_once else 50 * max_batch
         pending = 0
         last_commit = time.monotonic()
         next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
         while not self._stop.is_set():
             msgs = self._consumer.consume(min(batch, max_batch), timeout)
+            if self._restart_reason is not None:
+                reason, self._restart_reason = self._restart_reason, None
+                raise FsBusError(f"function {self.name}: {reason}")
             for (topic, partition), group in _by_partition(msgs, self._consumer_error).items():
                 pending += self._handle_batch(topic, partition, group)
             if msgs:
                 self._advance_watermarks()
-            if pending and (pending >= max_batch or not msgs or time.monotonic() - last_commit >= interval):
+            if pending and (pending >= full or not msgs or time.monotonic() - last_commit >= interval):
                 self._flush_and_commit(self._consumer)
                 pending, last_commit = 0, time.monotonic()
             self._answer_calls()
@@ -226,10 +305,19 @@ class FunctionInstance:
                 next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
 
     def _advance_watermarks(self) -> None:
+        """A source's watermark is the lowest of its partitions' highest timestamps (those seen here)."""
         with self._lock:
             workers = list(self.workers.values())
+        by_source: dict[int, list[PartitionWorker]] = {}
         for w in workers:
-            self._emit(w.advance_watermark(), f"watermark of {w.label}")
+            by_source.setdefault(w.source_id, []).append(w)
+        for ws in by_source.values():
+            seen = [w.max_timestamp for w in ws if w.max_timestamp >= 0]
+            if not seen:
+                continue
+            watermark = min(seen)
+            for w in ws:
+                self._emit(w.advance_watermark(watermark), f"watermark of {w.label}")
 
     def _answer_calls(self) -> None:
         while True:
@@ -271,10 +359,11 @@ class FunctionInstance:
         assert self._consumer is not None and self._factory is not None
         self._flush_and_commit(self._consumer)
         worker.close()
-        processor, state = self._factory(worker.topic, worker.partition)
-        fresh = PartitionWorker(worker.topic, worker.partition, worker.source_id, processor, state,
+        rt = self._factory(worker.topic, worker.partition)
+        fresh = PartitionWorker(worker.topic, worker.partition, worker.source_id, rt.processor, rt.state,
                                 next_offset=worker.next_offset, max_timestamp=worker.max_timestamp,
-                                watermark_sent=worker.watermark_sent)
+                                watermark_sent=worker.watermark_sent, changelog=rt.changelog,
+                                changelog_next=rt.changelog_next)
         with self._lock:
             self.workers[(worker.topic, worker.partition)] = fresh
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -333,11 +422,14 @@ class FunctionInstance:
         return len(msgs)
 
     def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
-                 value: bytes) -> None:
+                 value: bytes | None, on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
+        if producer is self._txn and not self._in_txn:
+            producer.begin_transaction()
+            self._in_txn = True
         kwargs = {} if partition is None else {"partition": partition}
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery, **kwargs)
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery or self._on_delivery, **kwargs)
                 return
             except BufferError:
                 producer.poll(0.05)  # the output buffer is full: wait for the broker to catch up
@@ -346,14 +438,54 @@ class FunctionInstance:
         if err is not None:
             self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
 
+    def _on_changelog_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
+            return
+        tp = (msg.topic(), msg.partition())
+        if msg.offset() >= self._changelog_ends.get(tp, 0):
+            self._changelog_ends[tp] = msg.offset() + 1
+
+    def _write_changelog(self, worker: PartitionWorker) -> None:
+        """Write what the worker's checkpoint sealed to its changelog partition (same number as its input's)."""
+        assert worker.changelog is not None
+        topic = self._changelogs[worker.topic]
+        for change in worker.changelog.sealed():
+            self._produce(self._changelog_producer, topic, worker.partition, encode_key(change.store, change.key),
+                          change.value, self._on_changelog_delivery)
+
     def _flush_and_commit(self, consumer: Consumer) -> None:
-        # Order matters for at-least-once: outputs acknowledged, then state made durable
-        # (fs-take-checkpoint), then offsets committed. A crash in between replays
-        # records onto state that may already hold them, never the other way round.
+        # Order matters (see the module doc): checkpoints, changelogs written, everything
+        # acknowledged (or the transaction committed), local state committed, offsets committed.
         with self._lock:
             workers = list(self.workers.values())
         for w in workers:
             self._emit(w.checkpoint(), f"checkpoint of {w.label}")
+        sealed = [w for w in workers if w.sealed]
+        for w in sealed:
+            self._write_changelog(w)
+        with self._lock:
+            offsets = [TopicPartition(w.topic, w.partition, w.next_offset)
+                       for w in self.workers.values() if w.next_offset is not None]
+        if self._txn is not None:
+            self._commit_transaction(consumer, offsets)
+        else:
+            self._flush_outputs()
+        now = int(time.time() * 1000)
+        for w in sealed:
+            changelog = self._changelogs[w.topic]
+            w.changelog_next = max(w.changelog_next, self._changelog_ends.get((changelog, w.partition), 0))
+            assert w.changelog is not None
+            w.changelog.confirm(w.changelog_next, now)
+            w.sealed = False
+        if offsets and self._txn is None:
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                # e.g. a rebalance is under way; the records are replayed to the new owner.
+                log.warning("function %s: commit failed: %s", self.name, exc)
+
+    def _flush_outputs(self) -> None:
         for producer in self._producers.values():
             while producer.flush(5.0) > 0:
                 if self._stop.is_set() and self._delivery_errors:
@@ -362,15 +494,42 @@ class FunctionInstance:
             errors, self._delivery_errors = self._delivery_errors[:3], []
             # Committing now would skip records whose results were lost.
             raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
-        with self._lock:
-            offsets = [TopicPartition(w.topic, w.partition, w.next_offset)
-                       for w in self.workers.values() if w.next_offset is not None]
-        if offsets:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                # e.g. a rebalance is under way; the records are replayed to the new owner.
-                log.warning("function %s: commit failed: %s", self.name, exc)
+
+    def _commit_transaction(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """Outputs, changelog records and input offsets become visible together, or not at all."""
+        txn = self._txn
+        assert txn is not None
+        for producer in self._producers.values():
+            if producer is not txn:
+                producer.flush(30)
+        if not offsets and not self._in_txn:
+            return
+        try:
+            if not self._in_txn:
+                txn.begin_transaction()
+                self._in_txn = True
+            if offsets:
+                txn.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            txn.commit_transaction(60)
+            self._in_txn = False
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.txn_requires_abort():
+                self._abort()
+            raise FsBusError(f"function {self.name}: committing the transaction failed: {err}") from None
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors[:3], []
+            raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
+
+    def _abort(self) -> None:
+        if self._txn is None or not self._in_txn:
+            return
+        try:
+            self._txn.abort_transaction(30)
+        except KafkaException as exc:
+            log.warning("function %s: aborting the transaction failed: %s", self.name, exc)
+        self._in_txn = False
+        self._delivery_errors.clear()
 
     def _close(self, commit: bool) -> None:
         consumer, self._consumer = self._consumer, None
@@ -378,10 +537,27 @@ class FunctionInstance:
             try:
                 if commit:
                     self._flush_and_commit(consumer)
+                elif self._exactly_once:
+                    # Nothing since the last commit may be committed now (leaving the group
+                    # revokes, which commits what the workers did): drop it all first.
+                    self._abort()
+                    self._close_workers()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: final commit failed: %s", self.name, exc)
             finally:
+                self._abort()  # whatever was not committed is replayed by the next owner
                 consumer.close()  # leaves the group; revocation closes the workers
+        self._close_workers()
+        self._abort()
+        for producer in self._producers.values():
+            producer.flush(10)
+        self._producers.clear()
+        self._txn = None
+        self._changelog_ends.clear()
+        self._restart_reason = None
+
+    def _close_workers(self) -> None:
+        """Close every worker; state not committed is rolled back with it."""
         with self._lock:
             workers, self.workers = list(self.workers.values()), {}
         for w in workers:
@@ -389,9 +565,6 @@ class FunctionInstance:
                 w.close()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: closing worker %s: %s", self.name, w.label, exc)
-        for producer in self._producers.values():
-            producer.flush(10)
-        self._producers.clear()
 
 
 def _by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:

@@ -22,20 +22,22 @@ from fs_bus.control.records import ArtifactKind, FunctionRecord
 from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.node.instance import ProcessorFactory
+from fs_bus.node.instance import PartitionRuntime, ProcessorFactory
 from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
-from fs_bus.state.backend import SqliteBackend, StateBackend
+from fs_bus.state.changelog import changelog_topic
+from fs_bus.state.restore import open_durable
 
 log = logging.getLogger(__name__)
 
 
 class Loader:
     def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path,
-                 venv_dir: Path, engine_cache_dir: Path):
+                 venv_dir: Path, engine_cache_dir: Path, namespace: str = "fs-bus"):
         self.settings = settings
+        self.namespace = namespace
         self.cache = cache
         self.engine = engine
-        self.state_dir = state_dir  # <state_dir>/<function>/<topic>-<partition>.sqlite
+        self.state_dir = state_dir  # <state_dir>/<function>/g<generation>/<topic>-<partition>.sqlite
         self.venv_dir = venv_dir  # environments for Python functions' requirements
         self.engine_cache_dir = engine_cache_dir  # built runtime components live beside compiled ones
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
@@ -64,14 +66,33 @@ class Loader:
         component = self.engine.load(record.artifact.sha256, self.artifact(record))
         return self._wasm_factory(record, config, component)
 
+    def changelog_topics(self, record: FunctionRecord, config: FunctionConfig) -> dict[str, str]:
+        """Each input topic's changelog topic, for the record's state generation."""
+        return {i.topic: changelog_topic(self.namespace, record.name, record.state_generation, i.topic)
+                for i in config.inputs}
+
+    def _state_path(self, record: FunctionRecord, topic: str, partition: int) -> Path:
+        directory = self.function_state_dir(record.name) / f"g{record.state_generation}"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"{topic}-{partition}.sqlite"
+
+    def _restore(self, record: FunctionRecord, config: FunctionConfig, topic: str, partition: int):
+        """The partition's local state, caught up with its changelog (on the input's cluster)."""
+        changelog = self.changelog_topics(record, config)[topic]
+        settings = self.settings.for_servers(config.inputs[0].bootstrap_servers)
+        state, restored = open_durable(self._state_path(record, topic, partition), settings, changelog, partition)
+        if restored.records or restored.discarded:
+            log.info("function %s: restored %s:%d from %s (%d records%s) in %.2f s", record.name, topic, partition,
+                     changelog, restored.records, ", local copy rebuilt" if restored.discarded else "",
+                     restored.seconds)
+        return state
+
     def _wasm_factory(self, record: FunctionRecord, config: FunctionConfig,
                       component: LoadedComponent) -> ProcessorFactory:
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
 
-        def factory(topic: str, partition: int) -> tuple[WasmProcessor, StateBackend]:
-            directory = self.function_state_dir(record.name)
-            directory.mkdir(parents=True, exist_ok=True)
-            state = SqliteBackend(directory / f"{topic}-{partition}.sqlite")
+        def factory(topic: str, partition: int) -> PartitionRuntime:
+            state = self._restore(record, config, topic, partition)
             guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
             try:
                 processor = WasmProcessor(self.engine, component, dict(config.init_config),
@@ -80,7 +101,8 @@ class Loader:
             except BaseException:
                 state.close()
                 raise
-            return processor, state
+            position = state.position()
+            return PartitionRuntime(processor, state, state, position[0] if position else 0)
         return factory
 
     def _prepare_python(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
@@ -101,14 +123,17 @@ class Loader:
         if config.requirements:
             python = venv.ensure(self.venv_dir, config.requirements, record.name)
 
-        def factory(topic: str, partition: int) -> tuple[PythonProcessor, None]:
-            directory = self.function_state_dir(record.name)
-            directory.mkdir(parents=True, exist_ok=True)
+        def factory(topic: str, partition: int) -> PartitionRuntime:
+            # Restored here, then handed to the function's own process, which owns it from then on.
+            state = self._restore(record, config, topic, partition)
+            position = state.position()
+            path = state.local.path
+            state.close()
             guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
-            # The state lives in the function's own process, next to the user's code.
-            return PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
-                                   state_path=directory / f"{topic}-{partition}.sqlite", call_timeout_s=budget,
-                                   memory_limit_mb=memory, log=guest_log, python=python), None
+            processor = PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
+                                        state_path=path, call_timeout_s=budget, memory_limit_mb=memory,
+                                        log=guest_log, python=python, changelog=True)
+            return PartitionRuntime(processor, None, processor, position[0] if position else 0)
         return factory
 
     def _prepare_python_in_wasm(self, record: FunctionRecord, config: FunctionConfig,
@@ -121,19 +146,29 @@ class Loader:
         component = self.engine.load(hashlib.sha256(runtime).hexdigest(), runtime)
         wasm_factory = self._wasm_factory(record, config, component)
 
-        def factory(topic: str, partition: int) -> tuple[WasmProcessor, StateBackend]:
-            processor, state = wasm_factory(topic, partition)
+        def factory(topic: str, partition: int) -> PartitionRuntime:
+            runtime = wasm_factory(topic, partition)
             try:
-                processor.exec(bundle.class_name, list(bundle.modules))
+                runtime.processor.exec(bundle.class_name, list(bundle.modules))
             except BaseException:
-                processor.close()
-                state.close()
+                runtime.processor.close()
+                if runtime.state is not None:
+                    runtime.state.close()
                 raise
-            return processor, state
+            return runtime
         return factory
 
     def function_state_dir(self, name: str) -> Path:
         return self.state_dir / name
+
+    def drop_other_generations(self, record: FunctionRecord) -> None:
+        """State of an older generation (before a reset) is never read again."""
+        keep = f"g{record.state_generation}"
+        directory = self.function_state_dir(record.name)
+        if directory.is_dir():
+            for old in directory.iterdir():
+                if old.name != keep:
+                    shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
     def drop_state(self, name: str) -> None:
         """DROP FUNCTION forgets the function's state on this node."""

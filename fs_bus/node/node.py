@@ -70,7 +70,8 @@ class Node:
         cache_dir = options.cache_dir or default_cache_dir()
         self.engine = WasmEngine(cache_dir / "compiled")
         self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine,
-                             cache_dir / "state" / options.namespace, cache_dir / "venvs", cache_dir / "compiled")
+                             cache_dir / "state" / options.namespace, cache_dir / "venvs", cache_dir / "compiled",
+                             namespace=options.namespace)
         self.control = ControlState()
         self.entries: dict[str, _Entry] = {}
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance
@@ -174,8 +175,11 @@ class Node:
             except FsBusError as exc:
                 self._fail(name, rec, f"invalid config: {exc}")
                 return
+            self.loader.drop_other_generations(rec)
             instance = FunctionInstance(name, config, lambda: self.loader.prepare(rec, config),
-                                        self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id)
+                                        self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id,
+                                        changelog_topics=self.loader.changelog_topics(rec, config),
+                                        transactional_id=f"fs-bus.{self.options.namespace}.{name}.{self.node_id}")
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
             instance.start()

@@ -6,9 +6,10 @@ and closed on revocation.
 
 Event time and checkpoints, as the guest sees them:
 
-- the *watermark* of a partition is the highest Kafka record timestamp seen on it;
-  when a consumed batch moves it forward, ``fs-process-watermark(source-id, ms)`` is
-  called once for the batch (not once per record);
+- the *watermark* of a source (an input topic) is the lowest, over the partitions
+  of it this instance holds and has seen records on, of the highest Kafka record
+  timestamp seen on each; when a consumed batch moves it forward, every worker of
+  that source gets ``fs-process-watermark(source-id, ms)`` once for the batch;
 - at every input-offset commit a worker that processed records since the last one
   gets ``fs-take-checkpoint(id)``, with ids growing by one per partition and kept
   in the partition's state, so they keep growing across restarts.
@@ -18,16 +19,31 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import Message
 
 from fs_bus.errors import BatchFailed
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
+from fs_bus.state.changelog import Change
 
 # fs-bus's own bookkeeping inside a partition's state, beside the guest's stores.
 INTERNAL_STORE = "__fs_bus__"
 CHECKPOINT_KEY = b"checkpoint-id"
+
+
+class Changelogged(Protocol):
+    """The changelog side of a partition's state: a ``ChangelogBackend`` in this
+    process, or a Python function's process that owns its state."""
+
+    def sealed(self) -> list[Change]:
+        """What the last checkpoint sealed, to be written to the changelog."""
+        ...
+
+    def confirm(self, next_offset: int, now_ms: int) -> None:
+        """The sealed changes are in the changelog before ``next_offset``: commit local state."""
+        ...
 
 
 @dataclass
@@ -43,6 +59,9 @@ class PartitionWorker:
     max_timestamp: int = -1
     watermark_sent: int = -1
     last_checkpoint_id: int = 0
+    changelog: Changelogged | None = None  # None: the state is local only
+    changelog_next: int = 0  # the changelog partition's offset after the last change written
+    sealed: bool = False  # checkpointed, its changes not yet confirmed
 
     def process_batch(self, msgs: list[Message]) -> list[Emitted]:
         """Run consecutive records of this partition; on failure, what ran before it counts."""
@@ -65,11 +84,12 @@ class PartitionWorker:
             if ts_type and ts > self.max_timestamp:
                 self.max_timestamp = ts
 
-    def advance_watermark(self) -> Emitted | None:
-        if self.max_timestamp <= self.watermark_sent:
+    def advance_watermark(self, watermark: int) -> Emitted | None:
+        """Tell user code its source's watermark moved to ``watermark`` (ms); None if it did not."""
+        if watermark <= self.watermark_sent:
             return None
-        self.watermark_sent = self.max_timestamp
-        return self.processor.process_watermark(self.source_id, self.max_timestamp)
+        self.watermark_sent = watermark
+        return self.processor.process_watermark(self.source_id, watermark)
 
     def checkpoint(self) -> Emitted | None:
         if not self.dirty:
@@ -79,9 +99,11 @@ class PartitionWorker:
             raw = self.state.get(INTERNAL_STORE, CHECKPOINT_KEY)
             checkpoint_id = (struct.unpack(">Q", raw)[0] if raw else 0) + 1
             self.state.put(INTERNAL_STORE, CHECKPOINT_KEY, struct.pack(">Q", checkpoint_id))
-        emitted = self.processor.take_checkpoint(checkpoint_id)  # the guest's hook, then state made durable
+        # The guest's hook, then the state made durable (locally) or sealed for its changelog.
+        emitted = self.processor.take_checkpoint(checkpoint_id)
         self.last_checkpoint_id = checkpoint_id
         self.dirty = False
+        self.sealed = self.changelog is not None
         return emitted
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
     CREATE FUNCTION WITH ('function_path'='upper.wasm', 'config_path'='config.yaml');
     START FUNCTION name;  STOP FUNCTION name;  DROP FUNCTION [IF EXISTS] name;
-    SHOW FUNCTIONS;
+    START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '2026-11-30T00:00:00Z';
+    SHOW FUNCTIONS;  DESCRIBE FUNCTION name;
 
 Keywords in any case; identifiers bare (``upper``, ``my-fn``) or quoted (``"My Fn"``,
 `` `x` ``); string literals in single quotes with ``''`` for a quote; ``--`` comments.
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Union
 
+from fs_bus.client.models import StartPosition
 from fs_bus.errors import SqlSyntaxError
 
 
@@ -26,6 +28,7 @@ class CreateFunction:
 @dataclass(frozen=True, slots=True)
 class StartFunction:
     name: str
+    start_from: StartPosition | None = None  # FROM ...: reprocess with empty state
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +47,15 @@ class ShowFunctions:
     pass
 
 
-Statement = Union[CreateFunction, StartFunction, StopFunction, DropFunction, ShowFunctions]
+@dataclass(frozen=True, slots=True)
+class DescribeFunction:
+    name: str
 
-KEYWORDS = ("CREATE", "START", "STOP", "DROP", "SHOW", "FUNCTION", "FUNCTIONS", "WITH", "IF", "EXISTS")
+
+Statement = Union[CreateFunction, StartFunction, StopFunction, DropFunction, ShowFunctions, DescribeFunction]
+
+KEYWORDS = ("CREATE", "START", "STOP", "DROP", "SHOW", "DESCRIBE", "FUNCTION", "FUNCTIONS", "WITH", "IF", "EXISTS",
+            "FROM")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +176,9 @@ class _Parser:
             self.advance()
             self.keyword("FUNCTION")
             name = self.identifier()
+            if verb == "START" and self.is_keyword("FROM"):
+                self.advance()
+                return StartFunction(name, self.start_position())
             return StartFunction(name) if verb == "START" else StopFunction(name)
         if verb == "DROP":
             self.advance()
@@ -181,7 +193,39 @@ class _Parser:
             self.advance()
             self.keyword("FUNCTIONS")
             return ShowFunctions()
-        raise self.error("expected a statement (CREATE, START, STOP, DROP or SHOW)")
+        if verb == "DESCRIBE":
+            self.advance()
+            self.keyword("FUNCTION")
+            return DescribeFunction(self.identifier())
+        raise self.error("expected a statement (CREATE, START, STOP, DROP, SHOW or DESCRIBE)")
+
+    def start_position(self) -> StartPosition:
+        t = self.tok
+        word = t.text.upper() if t.kind == "word" else ""
+        if word in ("EARLIEST", "LATEST"):
+            self.advance()
+            return StartPosition(word.lower())
+        if word == "OFFSET":
+            self.advance()
+            n = self.tok
+            if n.kind != "word" or not n.text.isdigit():
+                raise self.error("expected an offset (a whole number) after OFFSET")
+            self.advance()
+            return StartPosition("offset", int(n.text))
+        if word == "TIMESTAMP":
+            self.advance()
+            s = self.tok
+            if s.kind != "string":
+                raise self.error("expected a time in single quotes after TIMESTAMP, like '2026-11-30T00:00:00Z'")
+            try:
+                position = StartPosition.parse(s.text)
+            except ValueError:
+                raise self.error("expected an ISO 8601 time like '2026-11-30T00:00:00Z'") from None
+            if position.kind != "timestamp":
+                raise self.error("expected an ISO 8601 time like '2026-11-30T00:00:00Z'")
+            self.advance()
+            return position
+        raise self.error("expected EARLIEST, LATEST, OFFSET n or TIMESTAMP '...' after FROM")
 
     def properties(self) -> dict[str, str]:
         self.punct("(")

@@ -11,9 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fs_bus.client import FsClient
-from fs_bus.client.models import ShowFunctionsResult
+from fs_bus.client.models import FunctionDescription, ShowFunctionsResult
 from fs_bus.errors import FsBusError, FunctionNotFound
-from fs_bus.sql.parser import CreateFunction, DropFunction, ShowFunctions, StartFunction, Statement, StopFunction
+from fs_bus.sql.parser import (
+    CreateFunction, DescribeFunction, DropFunction, ShowFunctions, StartFunction, Statement, StopFunction,
+)
 
 CREATE_PROPERTIES = ("function_path", "config_path")
 
@@ -33,8 +35,9 @@ class SqlRunner:
         if isinstance(stmt, CreateFunction):
             self._create(stmt)
         elif isinstance(stmt, StartFunction):
-            self.client.start_function(stmt.name, wait=self.wait, timeout=self.timeout)
-            self.console.print(f"started {stmt.name}")
+            self.client.start_function(stmt.name, wait=self.wait, timeout=self.timeout, start_from=stmt.start_from)
+            where = f" from {stmt.start_from} with empty state" if stmt.start_from else ""
+            self.console.print(f"started {stmt.name}{where}")
         elif isinstance(stmt, StopFunction):
             self.client.stop_function(stmt.name, wait=self.wait, timeout=self.timeout)
             self.console.print(f"stopped {stmt.name}")
@@ -48,6 +51,9 @@ class SqlRunner:
                 self.console.print(f"{stmt.name} does not exist; nothing to drop")
         elif isinstance(stmt, ShowFunctions):
             self.console.print(render_functions(self.client.show_functions()))
+        elif isinstance(stmt, DescribeFunction):
+            for part in render_description(self.client.describe_function(stmt.name)):
+                self.console.print(part)
         else:  # pragma: no cover - the parser makes only the types above
             raise StatementError(f"unsupported statement {stmt!r}")
 
@@ -68,15 +74,53 @@ class SqlRunner:
 
 def render_functions(result: ShowFunctionsResult) -> Table:
     table = Table(title=None, header_style="bold", expand=False)
-    for col in ("name", "type", "desired", "status", "nodes", "revision", "updated (UTC)"):
+    for col in ("name", "type", "desired", "status", "revision", "updated (UTC)"):
         table.add_column(col, no_wrap=True)
+    table.add_column("nodes: partitions", overflow="fold")
+    table.add_column("lag", justify="right", no_wrap=True)
     table.add_column("last error", overflow="fold")
     for f in result.functions:
         style = {"RUNNING": "green", "FAILED": "red", "STOPPED": "yellow"}.get(f.status, "")
-        nodes = ", ".join(f"{n} ({len(f.partitions.get(n, ()))}p)" for n in f.nodes) or "-"
+        nodes = "\n".join(f"{n}: {', '.join(f.partitions.get(n, ())) or '-'}"
+                          for n in f.nodes) or "-"
         updated = datetime.fromtimestamp(f.updated_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status, nodes,
-                      str(f.revision), updated, f.error or "")
+        table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status,
+                      str(f.revision), updated, nodes, "?" if f.lag is None else str(f.lag), f.error or "")
     alive = sum(1 for n in result.nodes if n.alive)
     table.caption = f"{len(result.functions)} function(s), {alive} live node(s)"
     return table
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render_description(d: FunctionDescription) -> list[object]:
+    """DESCRIBE FUNCTION / ``fs-bus describe``: the record, then nodes, then partitions and lag."""
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    signed = f", signed by {d.signed_by}" if d.signed_by else ""
+    for key, value in (
+        ("function", f"{d.name} ({d.task_type})"),
+        ("desired / observed", f"{d.desired} / {d.status}"),
+        ("revision", f"{d.revision} (state generation {d.state_generation})"),
+        ("updated", f"{_when(d.updated_at)} by {d.updated_by}"),
+        ("artifact", f"{d.artifact_kind}, {d.artifact_size} bytes, sha256 {d.artifact_sha256}{signed}"),
+        ("group / guarantee", f"{d.group_id} / {d.guarantee}"),
+        ("changelogs", ", ".join(d.changelogs)),
+    ):
+        head.add_row(key, value)
+    nodes = Table(title="nodes", header_style="bold", title_justify="left")
+    for col in ("node", "state", "revision", "partitions", "error"):
+        nodes.add_column(col, overflow="fold")
+    for n in d.nodes:
+        nodes.add_row(n["node"] + ("" if n["alive"] else " (dead)"), n["state"], str(n["revision"]),
+                      ", ".join(n["partitions"]) or "-", n["error"] or "")
+    lag = Table(title="partitions", header_style="bold", title_justify="left")
+    for col in ("topic", "partition", "node", "committed", "end", "lag"):
+        lag.add_column(col, justify="right" if col in ("partition", "committed", "end", "lag") else "left")
+    for p in d.lag:
+        lag.add_row(p["topic"], str(p["partition"]), p["node"] or "-",
+                    "-" if p["committed"] is None else str(p["committed"]), str(p["end"]), str(p["lag"]))
+    return [head, nodes, lag, "config:", d.config_yaml.rstrip()]

@@ -170,6 +170,6 @@ def test_stop_start_and_drop_of_state(bootstrap_servers, namespace, client, node
     client.create_function_from_bytes(kv_probe, probe_config(bootstrap_servers, "probe", src, dst, f"{namespace}-c"),
                                       timeout=120)
     state_dir = node.cache_dir / "state" / namespace / "probe"
-    wait_until(lambda: list(state_dir.glob("*.sqlite")), 60, "the partition's state file")
+    wait_until(lambda: list(state_dir.glob("g0/*.sqlite")), 60, "the partition's state file")
     client.drop_function("probe")
     assert not state_dir.exists()  # DROP forgets the state on the node

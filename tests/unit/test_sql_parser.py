@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from fs_bus.client.models import StartPosition
 from fs_bus.errors import SqlSyntaxError
 from fs_bus.sql.parser import (
-    KEYWORDS, CreateFunction, DropFunction, ShowFunctions, StartFunction, StopFunction, parse,
+    KEYWORDS, CreateFunction, DescribeFunction, DropFunction, ShowFunctions, StartFunction, StopFunction, parse,
 )
 
 
@@ -151,7 +153,7 @@ def test_error_on_line_3_reports_line_column_and_position():
     assert exc.position == script.index("STRAT")
     assert (exc.line, exc.column) == (3, 3)
     assert exc.text == script
-    assert str(exc) == ("syntax error at line 3, column 3: expected a statement (CREATE, START, STOP, DROP or SHOW), "
+    assert str(exc) == ("syntax error at line 3, column 3: expected a statement (CREATE, START, STOP, DROP, SHOW or DESCRIBE), "
                         "found 'STRAT'\n  STRAT FUNCTION b;\n  ^")
 
 
@@ -260,3 +262,40 @@ def rendered(draw, stmts):
 def test_rendered_statements_parse_back(case):
     stmts, text = case
     assert parse(text) == stmts
+
+
+# --- reprocessing and DESCRIBE -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("START FUNCTION f FROM EARLIEST", StartFunction("f", StartPosition("earliest"))),
+    ("start function f from latest", StartFunction("f", StartPosition("latest"))),
+    ("START FUNCTION f FROM OFFSET 42", StartFunction("f", StartPosition("offset", 42))),
+    ("START FUNCTION f FROM TIMESTAMP '2026-11-30T00:00:00Z'", StartFunction("f", StartPosition("timestamp", 1_795_996_800_000))),
+    ("START FUNCTION f FROM TIMESTAMP '2026-11-30T01:00:00+01:00'", StartFunction("f", StartPosition("timestamp", 1_795_996_800_000))),
+    ("DESCRIBE FUNCTION f", DescribeFunction("f")),
+    ("describe function `my fn`", DescribeFunction("my fn")),
+])
+def test_start_from_and_describe(text, expected):
+    assert parse(text) == [expected]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("START FUNCTION f FROM", "expected EARLIEST, LATEST, OFFSET n or TIMESTAMP"),
+    ("START FUNCTION f FROM OFFSET x", "expected an offset"),
+    ("START FUNCTION f FROM OFFSET -1", "unexpected character '-'"),
+    ("START FUNCTION f FROM TIMESTAMP 5", "expected a time in single quotes"),
+    ("START FUNCTION f FROM TIMESTAMP 'yesterday'", "expected an ISO 8601 time"),
+    ("STOP FUNCTION f FROM EARLIEST", "expected ';'"),
+])
+def test_start_from_errors_name_what_was_expected(text, message):
+    assert message in str(refused(text))
+
+
+@given(st.sampled_from(["earliest", "latest"]) | st.integers(0, 2**62).map(str)
+       | st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 1, 1),
+                      timezones=st.just(timezone.utc)).map(lambda d: d.isoformat()))
+def test_a_start_position_survives_its_own_rendering(spec):
+    position = StartPosition.parse(spec)
+    rendered = str(position)
+    assert parse(f"START FUNCTION f FROM {rendered}") == [StartFunction("f", position)]

@@ -32,6 +32,7 @@ from fs_bus.errors import InvalidArtifact
 from fs_bus.runtime.python import protocol as p
 from fs_bus.runtime.python.importer import BundleImporter
 from fs_bus.state.backend import MemoryBackend, SqliteBackend, StateBackend, StateError
+from fs_bus.state.changelog import ChangelogBackend
 
 TRACEBACK_TAIL_LINES = 16
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -106,6 +107,10 @@ class _Runtime:
         try:
             state_path = header["state_path"]
             self.state = MemoryBackend() if state_path is None else SqliteBackend(state_path)
+            if header.get("changelog"):
+                # The parent restored the file; writes are sealed at CHECKPOINT and
+                # committed at CONFIRM, once the changelog holds them.
+                self.state = ChangelogBackend(self.state)
         except StateError as exc:
             return self.failure(p.ErrorKind.STATE, exc, "opening its state")
         limit_mb = header["memory_limit_mb"]
@@ -179,6 +184,19 @@ class _Runtime:
             except StateError as exc:
                 return self.failure(p.ErrorKind.STATE, exc, "committing its state")
             return p.ok_results(ctx.take_one_call())
+        if op == p.Op.CHANGES:
+            if not isinstance(self.state, ChangelogBackend):
+                raise ValueError("CHANGES asked of a state without a changelog")
+            return p.encode_changes(self.state.sealed())
+        if op == p.Op.CONFIRM:
+            if not isinstance(self.state, ChangelogBackend):
+                raise ValueError("CONFIRM asked of a state without a changelog")
+            next_offset, now_ms = p.decode_confirm(body)
+            try:
+                self.state.confirm(next_offset, now_ms)
+            except StateError as exc:
+                return self.failure(p.ErrorKind.STATE, exc, "committing its state")
+            return p.ok()
         if op == p.Op.HEARTBEAT:
             try:
                 healthy = driver.check_heartbeat(ctx)

@@ -15,6 +15,7 @@ from fs_bus.runtime.base import Emitted
 from fs_bus.runtime.python import protocol as p
 from fs_bus.runtime.python.process import ChildGone, ChildProcess, ChildTimeout, describe_exit
 from fs_bus.state.backend import StateError
+from fs_bus.state.changelog import Change
 
 # Starting an interpreter and importing the runtime; user code is not running yet.
 STARTUP_TIMEOUT_S = 30.0
@@ -61,6 +62,7 @@ class PythonProcessor:
         memory_limit_mb: int | None = None,
         log: logging.Logger | None = None,
         python: str = sys.executable,
+        changelog: bool = False,
     ) -> None:
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
@@ -85,6 +87,7 @@ class PythonProcessor:
             "config": {str(k): str(v) for k, v in init_config.items()},
             "state_path": None if state_path is None else str(state_path),
             "memory_limit_mb": memory_limit_mb,
+            "changelog": changelog,
         }).encode()
         with self._lock:
             reply = self._call(None, "start", STARTUP_TIMEOUT_S)
@@ -135,6 +138,22 @@ class PythonProcessor:
             reply = self._call(p.encode_checkpoint(checkpoint_id), "take_checkpoint")
             self._last_checkpoint = checkpoint_id
             return self._one_emitted(reply)
+
+    # --- changelog-backed state (the child seals at take_checkpoint, commits at confirm) ---
+
+    def sealed(self) -> list[Change]:
+        """The state changes the last :meth:`take_checkpoint` sealed, for the changelog."""
+        with self._lock:
+            reply = self._call(p.CHANGES, "reading its state changes")
+            try:
+                return reply.changes()
+            except p.ProtocolError as exc:
+                raise self._malformed("reading its state changes", exc) from None
+
+    def confirm(self, next_offset: int, now_ms: int) -> None:
+        """The sealed changes are in the changelog before ``next_offset``: the child commits its state."""
+        with self._lock:
+            self._call(p.encode_confirm(next_offset, now_ms), "committing its state").end()
 
     def check_heartbeat(self) -> bool:
         """The driver's ``check_heartbeat``. False once broken: it must be replaced either way."""

@@ -27,6 +27,9 @@ Requests (parent -> child), body = ``u8 op`` + fields:
     PROCESS     u32 source_id, u32 n, n x u32 length, the n records back to back
     WATERMARK   u32 source_id, u64 watermark
     CHECKPOINT  u64 checkpoint_id
+    CHANGES     (changelog-backed state only) the state changes sealed by the last CHECKPOINT
+    CONFIRM     u64 next changelog offset, u64 now (ms): the sealed changes are in the changelog;
+                commit the local state
     HEARTBEAT
     CUSTOM      payload (rest)
     CLOSE
@@ -36,7 +39,9 @@ Before any request the child sends one ``OK`` reply, ``u32 PROTOCOL``, once it
 is ready to read INIT.
 
     OK     INIT: nothing; PROCESS: results (one per record); WATERMARK,
-           CHECKPOINT, CLOSE: results (n = 1); HEARTBEAT: u8 (0/1); CUSTOM: payload (rest)
+           CHECKPOINT, CLOSE: results (n = 1); HEARTBEAT: u8 (0/1); CUSTOM: payload (rest);
+           CHANGES: u32 n, n x (str store, u32 key length, key, u8 has value, u32 value length,
+           value); CONFIRM: nothing
     ERROR  u8 kind, u32 index (record of a PROCESS, else NO_INDEX), str exception type,
            str message, str traceback tail, str where, results (of the records done)
 """
@@ -48,8 +53,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from fs_bus.runtime.base import Emitted
+from fs_bus.state.changelog import Change
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 # A reply frame longer than this is taken for garbage, not allocated.
 MAX_FRAME = 1 << 30
@@ -64,6 +70,7 @@ _OP_U32 = struct.Struct(">BI")
 _OP_U64 = struct.Struct(">BQ")
 _OP_U32U32 = struct.Struct(">BII")
 _OP_U32U64 = struct.Struct(">BIQ")
+_OP_U64U64 = struct.Struct(">BQQ")
 
 
 class Op(IntEnum):
@@ -74,6 +81,8 @@ class Op(IntEnum):
     HEARTBEAT = 5
     CUSTOM = 6
     CLOSE = 7
+    CHANGES = 8
+    CONFIRM = 9
 
 
 class Status(IntEnum):
@@ -141,7 +150,29 @@ def encode_custom(payload: bytes) -> bytes:
     return bytes((Op.CUSTOM,)) + payload
 
 
+def encode_confirm(next_offset: int, now_ms: int) -> bytes:
+    return _OP_U64U64.pack(Op.CONFIRM, next_offset, now_ms)
+
+
+def decode_confirm(body: bytes) -> tuple[int, int]:
+    next_offset, now_ms = _OP_U64U64.unpack_from(body)[1:]
+    return next_offset, now_ms
+
+
+def encode_changes(changes: list[Change]) -> bytes:
+    parts = [bytes((Status.OK,)), _U32.pack(len(changes))]
+    for c in changes:
+        store = c.store.encode()
+        parts += [_U32.pack(len(store)), store, _U32.pack(len(c.key)), c.key]
+        if c.value is None:
+            parts.append(b"\x00" + _U32.pack(0))
+        else:
+            parts += [b"\x01" + _U32.pack(len(c.value)), c.value]
+    return b"".join(parts)
+
+
 HEARTBEAT = bytes((Op.HEARTBEAT,))
+CHANGES = bytes((Op.CHANGES,))
 CLOSE = bytes((Op.CLOSE,))
 
 
@@ -321,6 +352,18 @@ class Reply:
                 raise ProtocolError("output ends go backwards")
             out.append(Emitted(records[r:r_end], watermarks[w:w_end]))
             r, w = r_end, w_end
+        return out
+
+    def changes(self) -> list[Change]:
+        """A CHANGES reply's state changes; this is the end of the reply."""
+        out = []
+        for _ in range(self.u32()):
+            store = self.text()
+            key = self._take(self.u32())
+            has_value = self.u8()
+            value = self._take(self.u32())
+            out.append(Change(store, key, value if has_value else None))
+        self.end()
         return out
 
     def failure(self) -> Failure:
