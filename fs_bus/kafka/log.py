@@ -21,9 +21,15 @@ class TopicReader:
     def __init__(self, consumer: Consumer, topic: str, timeout: float = 10.0, from_end: bool = False):
         self.consumer = consumer
         self.topic = topic
-        md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if md is None or md.error is not None or not md.partitions:
-            raise KafkaUnavailable(f"topic {topic!r} is not available: {md.error if md else 'missing'}")
+        deadline = time.monotonic() + timeout
+        while True:
+            # A topic created a moment ago may not be in every broker's metadata yet.
+            md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if md is not None and md.error is None and md.partitions:
+                break
+            if time.monotonic() > deadline:
+                raise KafkaUnavailable(f"topic {topic!r} is not available: {md.error if md else 'missing'}")
+            time.sleep(0.1)
         self.partitions = sorted(md.partitions)
         self.positions = {p: 0 for p in self.partitions}  # next offset to read
         if from_end:

@@ -6,6 +6,7 @@ Two fs-bus clusters share one Kafka cluster by using different namespaces.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -93,17 +94,30 @@ def ensure_topics(admin: AdminClient, topics: Topics, overrides: Mapping[str, Ma
         _check_configs(admin, present, timeout)
 
 
+def _describe_configs(admin: AdminClient, name: str, timeout: float) -> dict:
+    """A topic's configs; a topic another client created a moment ago may take a moment to describe."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (fut,) = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, name)],
+                                        request_timeout=timeout).values()
+        try:
+            return fut.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != 3 or time.monotonic() > deadline:  # UNKNOWN_TOPIC_OR_PART
+                raise KafkaUnavailable(f"cannot read the configs of topic {name!r}: {exc.args[0].str()}") from None
+            time.sleep(0.2)
+
+
 def _check_configs(admin: AdminClient, names: list[str], timeout: float) -> None:
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
-    for res, fut in admin.describe_configs(resources, request_timeout=timeout).items():
-        configs = fut.result()
+    for name in names:
+        configs = _describe_configs(admin, name, timeout)
         for key, want in _REQUIRED.items():
             have = configs[key].value if key in configs else None
             if have != want:
                 raise TopicMisconfigured(
-                    f"topic {res.name!r} has {key}={have}, but fs-bus needs {key}={want}: without it the "
+                    f"topic {name!r} has {key}={have}, but fs-bus needs {key}={want}: without it the "
                     f"broker deletes function definitions by age. Fix it with: kafka-configs.sh "
-                    f"--bootstrap-server HOST:PORT --alter --entity-type topics --entity-name {res.name} "
+                    f"--bootstrap-server HOST:PORT --alter --entity-type topics --entity-name {name} "
                     f"--add-config {key}={want}")
 
 
