@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="how long the latency case produces, per target (default 10)")
     ap.add_argument("--rate", type=float, default=None,
                     help="offered rate (records/s) for the latency case (default: half of each case's measured max)")
+    ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
+                    help="processing.guarantee of the functions the fs-bus cases deploy (default at_least_once)")
     ap.add_argument("--functions", type=int, default=50,
                     help="functions created one after another by control-plane (default 50)")
     ap.add_argument("--artifact-mb", type=int, default=20, help="artifact size for upload/download (default 20)")
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "params": {"records": a.records, "size": a.size, "partitions": a.partitions, "cases": a.cases,
                    "latency_seconds": a.latency_seconds, "rate": a.rate, "functions": a.functions,
-                   "artifact_mb": a.artifact_mb},
+                   "artifact_mb": a.artifact_mb, "guarantee": a.guarantee},
         "machine": {},
         "data_set": None,
         "cases": {},
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         p = Params(bootstrap=bootstrap, workdir=workdir, records=a.records, size=a.size, partitions=a.partitions,
                    input_topic=f"{run_id}-input", run_id=run_id, case_timeout=case_timeout,
                    latency_seconds=a.latency_seconds, rate=a.rate, functions=a.functions,
-                   artifact_mb=a.artifact_mb, peer_python=a.peer_python)
+                   artifact_mb=a.artifact_mb, peer_python=a.peer_python, guarantee=a.guarantee)
 
         # The data set also warms the broker up (a cold JVM answers its first produce
         # requests slowly), which the latency case needs even when it has a --rate.

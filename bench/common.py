@@ -75,6 +75,7 @@ class Params:
     artifact_mb: int
     peer_python: str
     verbose: bool = False
+    guarantee: str = "at_least_once"  # processing.guarantee of the functions the node cases deploy
 
 
 @dataclass

@@ -41,7 +41,8 @@ class UpperProcessor(FSProcessorDriver):
 '''
 
 
-def function_config(bootstrap: str, name: str, source: str, sink: str, group: str, kind: str) -> str:
+def function_config(bootstrap: str, name: str, source: str, sink: str, group: str, kind: str,
+                    guarantee: str = "at_least_once") -> str:
     return f"""\
 name: {name}
 type: {kind}
@@ -56,6 +57,7 @@ outputs:
   - output-type: kafka
     bootstrap_servers: "{bootstrap}"
     topic: {sink}
+processing.guarantee: {guarantee}
 """
 
 
@@ -85,7 +87,8 @@ def run_limit(p: Params, deadline: Deadline) -> dict[str, Any]:
 def deploy(node: BenchNode, p: Params, kind: str, name: str, source: str, sink: str, group: str,
            timeout: float) -> None:
     """Create the function and return once the node reports it RUNNING."""
-    config = function_config(p.bootstrap, name, source, sink, group, "processor" if kind == "wasm" else "python")
+    config = function_config(p.bootstrap, name, source, sink, group, "processor" if kind == "wasm" else "python",
+                             p.guarantee)
     with node.client(timeout=timeout) as client:
         if kind == "wasm":
             client.create_function_from_bytes(UPPER_WASM.read_bytes(), config, wait=True, timeout=timeout)

@@ -305,19 +305,12 @@ class FunctionInstance:
                 next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
 
     def _advance_watermarks(self) -> None:
-        """A source's watermark is the lowest of its partitions' highest timestamps (those seen here)."""
         with self._lock:
             workers = list(self.workers.values())
-        by_source: dict[int, list[PartitionWorker]] = {}
+        marks = source_watermarks([(w.source_id, w.max_timestamp) for w in workers])
         for w in workers:
-            by_source.setdefault(w.source_id, []).append(w)
-        for ws in by_source.values():
-            seen = [w.max_timestamp for w in ws if w.max_timestamp >= 0]
-            if not seen:
-                continue
-            watermark = min(seen)
-            for w in ws:
-                self._emit(w.advance_watermark(watermark), f"watermark of {w.label}")
+            if w.source_id in marks:
+                self._emit(w.advance_watermark(marks[w.source_id]), f"watermark of {w.label}")
 
     def _answer_calls(self) -> None:
         while True:
@@ -565,6 +558,17 @@ class FunctionInstance:
                 w.close()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: closing worker %s: %s", self.name, w.label, exc)
+
+
+def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:
+    """Each source's watermark from its partitions' ``(source_id, highest timestamp seen)``:
+    the lowest over the partitions that have seen a record (-1: none yet), so an event
+    time is only promised once every busy partition of the source has passed it. Pure."""
+    marks: dict[int, int] = {}
+    for source, ts in partitions:
+        if ts >= 0:
+            marks[source] = min(marks.get(source, ts), ts)
+    return marks
 
 
 def _by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:

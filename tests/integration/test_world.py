@@ -63,7 +63,7 @@ init_config:
 def test_the_seed_counter_built_from_source_counts_exactly_and_keeps_state_across_stop_start(
         request, bootstrap_servers, namespace, client, nodes, example, wasm):
     component = request.getfixturevalue(wasm)
-    nodes("n1")
+    first = nodes("n1")
     src, dst = f"{namespace}-in", f"{namespace}-out"
     config = example_config(example, bootstrap_servers, src, dst)
     client.create_function_from_bytes(component, config, timeout=120)
@@ -83,6 +83,13 @@ def test_the_seed_counter_built_from_source_counts_exactly_and_keeps_state_acros
     produce(bootstrap_servers, src, [(b"d", b"hello world")])
     assert json.loads(out.wait_for(4)[3][1]) == {"total_processed": 4, "counter_map": {"hello": 4, "world": 2}}
     assert len(out.poll()) == 4
+
+    # Another machine takes over: the component's state comes back from its changelog.
+    first.terminate()
+    nodes("n2")
+    produce(bootstrap_servers, src, [(b"e", b"hello")])
+    assert json.loads(out.wait_for(5, 120)[4][1]) == {"total_processed": 5, "counter_map": {"hello": 5}}
+    assert len(out.poll()) == 5
     out.close()
 
 
