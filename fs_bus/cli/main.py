@@ -165,6 +165,51 @@ def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None,
     sys.stdout.flush()
 
 
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("-f", "--format", "fmt", default=None, metavar="FORMAT",
+              help="The -f format kcat printed with, e.g. '%t %p %o %k\\t%s\\n' [default: kcat's own "
+                   "(a value per line), or '%k\\t%s\\n' when lines start with a key].")
+@click.option("--value-only", is_flag=True,
+              help="Print only each value, as one line of Avro JSON: what `kcat -P` can write back.")
+@click.option("--pretty", is_flag=True, help="Indent the JSON.")
+def decode(file, fmt: str | None, value_only: bool, pretty: bool) -> None:
+    """Turn kcat's output of an fs-bus topic (control, status) into JSON, one record per line.
+
+    \b
+      kcat -C -b HOST:PORT -t fs-bus.control -e -q -f '%k\\t%s\\n' | fs-bus decode
+      kcat -C -b HOST:PORT -t fs-bus.control -e -q -f '%t %p %o %k\\t%s\\n' \\
+        | fs-bus decode -f '%t %p %o %k\\t%s\\n'
+
+    Values may be Avro binary (as fs-bus writes them) or Avro JSON (as a person may
+    produce them). A record that cannot be decoded is reported on stderr with its
+    topic, partition and offset when the format has %t %p %o, and the rest are still
+    printed; the exit code is then 1.
+    """
+    import json
+
+    from fs_bus.inspect.decode import BadRecord, decode_stream
+    from fs_bus.inspect.kcat import DEFAULT_FORMAT, FormatError
+
+    data = file.read()
+    if fmt is None:
+        starts_with_value = data[:2] == b"\xc3\x01" or data.lstrip()[:1] == b"{" or not data
+        fmt = DEFAULT_FORMAT if starts_with_value else "%k\\t%s\\n"
+    bad = 0
+    try:
+        for item in decode_stream(data, fmt):
+            if isinstance(item, BadRecord):
+                bad += 1
+                err_console.print(f"[red]error:[/] {item}", highlight=False, soft_wrap=True)
+                continue
+            doc = item["value"] if value_only else item
+            click.echo(json.dumps(doc, indent=2 if pretty else None, ensure_ascii=False))
+    except FormatError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FAILED if bad else 0)
+
+
 @cli.group()
 def local() -> None:
     """A local Kafka broker (KRaft) and one node, for development."""
