@@ -1,6 +1,7 @@
 """The examples that build from source, each built by its own build.sh and run
 through a real node on the real broker: python-processor (a type: python function
-registered by its main.py), c-processor (zig cc) and zig-processor (Zig).
+registered by its main.py), c-processor (zig cc), zig-processor (Zig) and
+js-processor (componentize-js).
 
 They are the seed's word counter, so they must emit exactly what the Go and
 componentize-py counters emit (test_world.py), and keep their counts in the kv
@@ -28,7 +29,7 @@ EXPECTED = [
 SAMPLE = [(b"a", b"hello world hello"), (b"b", b"hello"), (b"c", b"fs bus fs")]
 
 
-@pytest.mark.parametrize("example", ["c-processor", "zig-processor"])
+@pytest.mark.parametrize("example", ["c-processor", "zig-processor", "js-processor"])
 def test_a_component_example_built_from_source_counts_like_the_seed_and_keeps_state_across_stop_start(
         bootstrap_servers, namespace, client, nodes, example):
     component = build.example(example)
