@@ -62,7 +62,8 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
     return ArtifactManifest(sha256=sha, size=len(data), kind=kind, topic=topic, chunks=tuple(r for r in refs if r))
 
 
-def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0) -> bytes:
+def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
+          progress: Progress | None = None) -> bytes:
     """Read the chunks at their recorded offsets and verify the whole artifact's sha256.
 
     Chunks are usually contiguous, so one assignment at the first offset reads
@@ -96,6 +97,8 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0)
                         f"artifact {manifest.sha256[:12]}: {manifest.topic}[{msg.partition()}]@{msg.offset()} "
                         f"holds {msg.key()!r}, not chunk {index} (manifest points at the wrong offsets)")
                 parts[index] = msg.value()
+                if progress:
+                    progress(sum(len(p) for p in parts if p is not None), manifest.size)
     data = b"".join(p or b"" for p in parts)
     digest = hashlib.sha256(data).hexdigest()
     if digest != manifest.sha256 or len(data) != manifest.size:

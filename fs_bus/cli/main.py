@@ -1,11 +1,6 @@
 """The ``fs-bus`` command.
 
-Exit codes (scripts may rely on them):
-  0  success
-  1  a statement or operation failed (function not found, invalid config, FAILED, ...)
-  2  usage error or SQL syntax error
-  3  Kafka cannot be reached
-  4  the change is durable but the nodes did not confirm it in time (or none is alive)
+Exit codes (scripts may rely on them; ``fs-bus --help`` lists them): see EXIT_CODES_HELP.
 """
 
 from __future__ import annotations
@@ -38,6 +33,29 @@ def exit_code(exc: FsBusError) -> int:
     return EXIT_FAILED
 
 
+def complete_function_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Function names for shell completion, read from the control topic; nothing if Kafka is slow or away."""
+    import os
+    import threading
+
+    names: list[str] = []
+
+    def read() -> None:
+        from fs_bus.client import FsClient
+
+        try:
+            with FsClient(bootstrap_servers=ctx.params.get("bootstrap_servers") or os.environ.get(ENV_BOOTSTRAP),
+                          namespace=ctx.params.get("namespace")) as client:
+                names.extend(f.name for f in client.show_functions().functions)
+        except Exception:  # completion must never print a traceback into the user's prompt
+            pass
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(2.0)
+    return [n for n in list(names) if n.startswith(incomplete)]
+
+
 def kafka_options(f):
     f = click.option("--namespace", envvar=ENV_NAMESPACE, default="fs-bus", show_default=True,
                      help=f"Topic prefix of this fs-bus cluster [env {ENV_NAMESPACE}].")(f)
@@ -46,7 +64,22 @@ def kafka_options(f):
     return f
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def output_option(f):
+    return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
+                        help="table: for people; json: one JSON object per result on its own line, for scripts.")(f)
+
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  a statement or operation failed (function not found, invalid config, FAILED;
+     fs-bus decode: a record could not be decoded; fs-bus local status: not running)
+  2  usage error or SQL syntax error (the message points at the position)
+  3  Kafka cannot be reached
+  4  the change is durable but the nodes did not confirm it in time (or none is alive)"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="fs-bus")
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
@@ -90,13 +123,16 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the nodes to confirm each change.")
 @click.option("--no-wait", is_flag=True, help="Return once each change is durable, without waiting for nodes.")
-def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool) -> None:
+@output_option
+def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool,
+        output: str) -> None:
     """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS,
     DESCRIBE FUNCTION name, START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '...'.
 
     Without -e or -f, reads statements from standard input when it is piped, else
     starts an interactive shell with history and keyword completion.
     """
+    from fs_bus.cli.progress import TransferBar
     from fs_bus.client import FsClient
     from fs_bus.sql.runner import SqlRunner
 
@@ -104,8 +140,10 @@ def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout:
         raise click.UsageError("give either -e or -f, not both")
     # Piped output keeps one line per function, whatever the terminal's width.
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
-        runner = SqlRunner(client, console, wait=not no_wait, timeout=timeout)
+    bar = TransferBar("uploading artifact", err_console)
+    with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
+                  progress=bar) as client:
+        runner = SqlRunner(client, console, wait=not no_wait, timeout=timeout, output=output)
         if text is None and file is None:
             if not sys.stdin.isatty():  # piped statements run as a script, as psql does
                 sys.exit(run_script(runner, sys.stdin.read()))
@@ -129,17 +167,24 @@ def run_script(runner, script: str) -> int:
         try:
             runner.run(stmt)
         except FsBusError as exc:
-            err_console.print(f"[red]error:[/] {exc}", highlight=False)
-            return exit_code(exc)
+            return _statement_failed(runner, exc, exit_code(exc))
         except FileNotFoundError as exc:
-            err_console.print(f"[red]error:[/] {exc}", highlight=False)
-            return EXIT_FAILED
+            return _statement_failed(runner, exc, EXIT_FAILED)
     return 0
+
+
+def _statement_failed(runner, exc: Exception, code: int) -> int:
+    if runner.output == "json":  # scripts get the failure as JSON on stderr too
+        import json
+        print(json.dumps({"error": str(exc), "type": type(exc).__name__, "exit_code": code}), file=sys.stderr)
+    else:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+    return code
 
 
 @cli.command()
 @kafka_options
-@click.argument("name")
+@click.argument("name", shell_complete=complete_function_names)
 @click.argument("payload", required=False)
 @click.option("--payload-file", type=click.File("rb"), default=None, help="Read the payload from a file ('-': stdin).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the answer.")
@@ -168,9 +213,8 @@ def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None,
 
 @cli.command()
 @kafka_options
-@click.argument("name")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="Tables for people, JSON for scripts.")
+@click.argument("name", shell_complete=complete_function_names)
+@output_option
 def describe(bootstrap_servers: str, namespace: str, name: str, output: str) -> None:
     """Show function NAME: its record and config, each node's state and partitions, and the lag per partition."""
     import dataclasses
@@ -191,6 +235,86 @@ def describe(bootstrap_servers: str, namespace: str, name: str, output: str) -> 
     console = Console() if sys.stdout.isatty() else Console(width=200)
     for part in render_description(description):
         console.print(part, highlight=False)
+
+
+@cli.command()
+@kafka_options
+@click.argument("name", shell_complete=complete_function_names)
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Where to write it ('-': stdout) [default: NAME.wasm, or NAME.fsb for Python modules].")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the chunks.")
+def fetch(bootstrap_servers: str, namespace: str, name: str, out: str | None, timeout: float) -> None:
+    """Download function NAME's artifact from Kafka, as a node does (sha256-checked).
+
+    A WebAssembly function gives its .wasm component; a type: python function the
+    bundle of its modules. Shows a progress bar for large artifacts on a terminal.
+    """
+    from fs_bus.cli.progress import TransferBar
+    from fs_bus.client import FsClient
+    from fs_bus.control.records import ArtifactKind
+
+    bar = TransferBar(f"downloading {name}", err_console)
+    try:
+        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
+                      progress=bar) as client:
+            manifest, data = client.download_artifact(name, timeout=timeout)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    finally:
+        bar.close()
+    if out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    path = Path(out or f"{name}{'.wasm' if manifest.kind is ArtifactKind.WASM_COMPONENT else '.fsb'}")
+    path.write_bytes(data)
+    err_console.print(f"{path}: {len(data)} bytes, sha256 {manifest.sha256}", highlight=False)
+
+
+@cli.command()
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option("-f", "--format", "fmt", default=None, metavar="FORMAT",
+              help="The -f format kcat printed with, e.g. '%t %p %o %k\\t%s\\n' [default: kcat's own "
+                   "(a value per line), or '%k\\t%s\\n' when lines start with a key].")
+@click.option("--value-only", is_flag=True,
+              help="Print only each value, as one line of Avro JSON: what `kcat -P` can write back.")
+@click.option("--pretty", is_flag=True, help="Indent the JSON.")
+def decode(file, fmt: str | None, value_only: bool, pretty: bool) -> None:
+    """Turn kcat's output of an fs-bus topic (control, status) into JSON, one record per line.
+
+    \b
+      kcat -C -b HOST:PORT -t fs-bus.control -e -q -f '%k\\t%s\\n' | fs-bus decode
+      kcat -C -b HOST:PORT -t fs-bus.control -e -q -f '%t %p %o %k\\t%s\\n' \\
+        | fs-bus decode -f '%t %p %o %k\\t%s\\n'
+
+    Values may be Avro binary (as fs-bus writes them) or Avro JSON (as a person may
+    produce them). A record that cannot be decoded is reported on stderr with its
+    topic, partition and offset when the format has %t %p %o, and the rest are still
+    printed; the exit code is then 1.
+    """
+    import json
+
+    from fs_bus.inspect.decode import BadRecord, decode_stream
+    from fs_bus.inspect.kcat import DEFAULT_FORMAT, FormatError
+
+    data = file.read()
+    if fmt is None:
+        starts_with_value = data[:2] == b"\xc3\x01" or data.lstrip()[:1] == b"{" or not data
+        fmt = DEFAULT_FORMAT if starts_with_value else "%k\\t%s\\n"
+    bad = 0
+    try:
+        for item in decode_stream(data, fmt):
+            if isinstance(item, BadRecord):
+                bad += 1
+                err_console.print(f"[red]error:[/] {item}", highlight=False, soft_wrap=True)
+                continue
+            doc = item["value"] if value_only else item
+            click.echo(json.dumps(doc, indent=2 if pretty else None, ensure_ascii=False))
+    except FormatError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FAILED if bad else 0)
 
 
 @cli.group()
@@ -242,12 +366,43 @@ def local_down(directory: Path | None, purge: bool) -> None:
 
 @local.command("status")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
-def local_status(directory: Path | None) -> None:
+@output_option
+def local_status(directory: Path | None, output: str) -> None:
     """Show whether the local broker and node run. Exit 0 if both run, 1 otherwise."""
+    import dataclasses
+    import json
+
     from fs_bus.local import cluster
 
+    if output == "json":
+        st = cluster.observe(cluster.local_dir(directory))
+        click.echo(json.dumps({**dataclasses.asdict(st), "ok": st.ok}))
+        sys.exit(0 if st.ok else 1)
     ok = cluster.status(cluster.local_dir(directory), say=lambda m: Console().print(m, highlight=False))
     sys.exit(0 if ok else 1)
+
+
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_FS_BUS_COMPLETE"
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    \b
+      bash:  echo 'eval "$(fs-bus completion bash)"' >> ~/.bashrc
+      zsh:   echo 'eval "$(fs-bus completion zsh)"' >> ~/.zshrc
+      fish:  fs-bus completion fish > ~/.config/fish/completions/fs-bus.fish
+
+    Commands, options and choices complete; function names complete too (for call
+    and fetch) when the cluster answers within two seconds.
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    click.echo(cls(cli, {}, "fs-bus", COMPLETE_VAR).source())
 
 
 def main() -> None:

@@ -283,6 +283,20 @@ class FsClient:
                           "owning its first input partition answers calls (is the function RUNNING with a "
                           "partition assigned? SHOW FUNCTIONS shows the nodes)")
 
+    def download_artifact(self, name: str, *, timeout: float | None = None) -> tuple[ArtifactManifest, bytes]:
+        """The function's artifact as the nodes get it (a .wasm component, or the packed
+        Python modules), sha256-checked, with its manifest. Reports to ``progress``."""
+        record = self._read_control().table.get(name)
+        if record is None:
+            raise FunctionNotFound(name)
+        consumer = clients.consumer(self.settings, "client-artifacts", **{"enable.partition.eof": True})
+        try:
+            data = artifact_store.fetch(consumer, record.artifact, self.default_timeout if timeout is None else timeout,
+                                        self.progress)
+        finally:
+            consumer.close()
+        return record.artifact, data
+
     def get_function(self, name: str) -> FunctionInfo:
         for info in self.show_functions().functions:
             if info.name == name:

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fs_bus.control import codec
+from fs_bus.control import avro_json, codec
 from fs_bus.errors import DecodeError
 
 
@@ -111,6 +111,10 @@ def function_from_datum(d: dict[str, Any]) -> FunctionRecord:
 
 
 def decode_function(value: bytes) -> FunctionRecord:
+    # A record produced by hand (kcat -P) may be in Avro's JSON encoding; it is read
+    # with the current schema and then takes the binary path, so both mean the same.
+    if avro_json.is_json(value):
+        value = avro_json.to_single_object(value, "FunctionRecord")
     name, datum = codec.decode(value)
     if name != "FunctionRecord":
         raise DecodeError(f"expected a FunctionRecord on the control topic, found a {name}")

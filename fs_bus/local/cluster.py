@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -129,12 +130,32 @@ def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
         say(f"removed {directory}")
 
 
-def status(directory: Path, *, say: Say = print) -> bool:
+@dataclass(frozen=True)
+class LocalStatus:
+    directory: str
+    broker_running: bool
+    bootstrap_servers: str | None
+    broker_pid: int | None
+    node_running: bool
+    node_pid: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broker_running and self.node_running
+
+
+def observe(directory: Path) -> LocalStatus:
     broker = _broker(directory)
     broker_ok = broker is not None and broker.is_running()
     pid = _read_pid(directory / "node.pid")
     node_ok = _pid_alive(pid)
-    say(f"broker: {'running at ' + broker.bootstrap_servers + f' (pid {broker.pid})' if broker_ok else 'stopped'}")
-    say(f"node:   {'running (pid %d)' % pid if node_ok else 'stopped'}")
+    return LocalStatus(str(directory), broker_ok, broker.bootstrap_servers if broker_ok else None,
+                       broker.pid if broker_ok else None, node_ok, pid if node_ok else None)
+
+
+def status(directory: Path, *, say: Say = print) -> bool:
+    st = observe(directory)
+    say(f"broker: {f'running at {st.bootstrap_servers} (pid {st.broker_pid})' if st.broker_running else 'stopped'}")
+    say(f"node:   {'running (pid %d)' % st.node_pid if st.node_running else 'stopped'}")
     say(f"dir:    {directory}")
-    return broker_ok and node_ok
+    return st.ok

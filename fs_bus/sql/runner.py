@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +31,9 @@ class SqlRunner:
     console: Console
     wait: bool = True
     timeout: float | None = None
+    # "table": sentences and tables for a person; "json": one JSON object per statement
+    # on its own line, for scripts (`fs-bus sql -o json -e "SHOW FUNCTIONS" | jq`).
+    output: str = "table"
 
     def run(self, stmt: Statement) -> None:
         if isinstance(stmt, CreateFunction):
@@ -37,25 +41,45 @@ class SqlRunner:
         elif isinstance(stmt, StartFunction):
             self.client.start_function(stmt.name, wait=self.wait, timeout=self.timeout, start_from=stmt.start_from)
             where = f" from {stmt.start_from} with empty state" if stmt.start_from else ""
-            self.console.print(f"started {stmt.name}{where}")
+            doc = {"start_from": str(stmt.start_from)} if stmt.start_from else {}
+            self._say(f"started {stmt.name}{where}", statement="START FUNCTION", function=stmt.name,
+                      result="started", **doc)
         elif isinstance(stmt, StopFunction):
             self.client.stop_function(stmt.name, wait=self.wait, timeout=self.timeout)
-            self.console.print(f"stopped {stmt.name}")
+            self._say(f"stopped {stmt.name}", statement="STOP FUNCTION", function=stmt.name, result="stopped")
         elif isinstance(stmt, DropFunction):
             try:
                 self.client.drop_function(stmt.name, wait=self.wait, timeout=self.timeout)
-                self.console.print(f"dropped {stmt.name}")
+                self._say(f"dropped {stmt.name}", statement="DROP FUNCTION", function=stmt.name, result="dropped")
             except FunctionNotFound:
                 if not stmt.if_exists:
                     raise
-                self.console.print(f"{stmt.name} does not exist; nothing to drop")
+                self._say(f"{stmt.name} does not exist; nothing to drop", statement="DROP FUNCTION",
+                          function=stmt.name, result="absent")
         elif isinstance(stmt, ShowFunctions):
-            self.console.print(render_functions(self.client.show_functions()))
+            result = self.client.show_functions()
+            if self.output == "json":
+                self._json({"statement": "SHOW FUNCTIONS", **functions_as_json(result)})
+            else:
+                self.console.print(render_functions(result))
         elif isinstance(stmt, DescribeFunction):
-            for part in render_description(self.client.describe_function(stmt.name)):
-                self.console.print(part)
+            description = self.client.describe_function(stmt.name)
+            if self.output == "json":
+                self._json({"statement": "DESCRIBE FUNCTION", **asdict(description)})
+            else:
+                for part in render_description(description):
+                    self.console.print(part)
         else:  # pragma: no cover - the parser makes only the types above
             raise StatementError(f"unsupported statement {stmt!r}")
+
+    def _say(self, text: str, **doc: str) -> None:
+        if self.output == "json":
+            self._json(doc)
+        else:
+            self.console.print(text)
+
+    def _json(self, doc: dict) -> None:
+        self.console.print(json.dumps(doc, ensure_ascii=False), markup=False, highlight=False, soft_wrap=True)
 
     def _create(self, stmt: CreateFunction) -> None:
         props = stmt.properties
@@ -69,7 +93,17 @@ class SqlRunner:
             raise StatementError(f"CREATE FUNCTION: missing property {', '.join(repr(m) for m in missing)}")
         function_path, config_path = Path(props["function_path"]), Path(props["config_path"])
         self.client.create_function_from_files(function_path, config_path, wait=self.wait, timeout=self.timeout)
-        self.console.print(f"created {function_path.name} from {config_path}")
+        self._say(f"created {function_path.name} from {config_path}", statement="CREATE FUNCTION",
+                  function_path=str(function_path), config_path=str(config_path), result="created")
+
+
+def functions_as_json(result: ShowFunctionsResult) -> dict:
+    """SHOW FUNCTIONS for scripts: every field of every function and node; times in epoch ms."""
+    return {
+        "functions": [{**asdict(f), "nodes": list(f.nodes), "partitions": {n: list(p) for n, p in f.partitions.items()}}
+                      for f in result.functions],
+        "nodes": [asdict(n) for n in result.nodes],
+    }
 
 
 def render_functions(result: ShowFunctionsResult) -> Table:
