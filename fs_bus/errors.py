@@ -112,6 +112,20 @@ class GuestTimeout(GuestError):
     """A call into user code ran past its time budget and was interrupted."""
 
 
+class RecordFailed(GuestError):
+    """User code failed on one known record, for the ``attempts``-th time.
+
+    ``settled``: its error policy takes over from here (skip or dead-letter it on the
+    next run); ``give_up``: the policy is fail and the retries are spent.
+    """
+
+    def __init__(self, message: str, attempts: int, settled: bool = False, give_up: bool = False):
+        self.attempts = attempts
+        self.settled = settled
+        self.give_up = give_up
+        super().__init__(message)
+
+
 class BatchFailed(GuestError):
     """Record ``index`` of a batch failed; ``done`` holds what the records before it emitted."""
 

@@ -18,6 +18,14 @@ class Guarantee(str, enum.Enum):
     EXACTLY_ONCE = "exactly_once"  # outputs, state changes and input offsets in one transaction
 
 
+class ErrorPolicy(str, enum.Enum):
+    """``errors.policy``: what happens to a record user code fails on, after its retries."""
+
+    FAIL = "fail"  # stop the function and report the record (STOP/START retries it)
+    SKIP = "skip"  # count it and go on
+    DEAD_LETTER = "dead-letter"  # write it to the dead-letter topic with the error, and go on
+
+
 class TaskType(str, enum.Enum):
     PROCESSOR = "processor"  # a WebAssembly component of the functionstream:core processor world
     PYTHON = "python"  # a Python class (FSProcessorDriver)
@@ -95,6 +103,9 @@ class FunctionConfig:
     python_runtime: str = "process"  # process: an OS process per partition; wasm: the Python runtime component
     guarantee: Guarantee = Guarantee.AT_LEAST_ONCE
     commit_interval_ms: int | None = None  # None: at-least-once commits per batch, exactly-once every 100 ms
+    error_policy: ErrorPolicy = ErrorPolicy.FAIL
+    error_retries: int = 3  # times a failing record is tried again before the policy applies
+    dead_letter_topic: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

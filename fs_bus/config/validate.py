@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from fs_bus.config.model import (
-    ChannelRuntime, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
+    ChannelRuntime, ErrorPolicy, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
 )
 from fs_bus.errors import InvalidConfig
 
@@ -24,6 +24,7 @@ T = TypeVar("T")
 # A function name becomes a Kafka record key, a status key and a SQL identifier.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 INPUT_SELECTORS = ("round-robin", "sequential")
+_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 _CHANNEL_KEYS = {
     "channel-capacity": "channel_capacity",
@@ -43,6 +44,7 @@ _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
     "checkpoint_interval_seconds", "requirements", "python-runtime", "processing.guarantee", "commit.interval.ms",
+    "errors.policy", "errors.retries", "errors.deadletterqueue.topic.name",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -97,6 +99,7 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
     commit_interval = _optional(top, "commit.interval.ms", "", int, "an integer", None)
     if commit_interval is not None and commit_interval < 1:
         raise InvalidConfig("must be at least 1", "commit.interval.ms")
+    policy, retries, dlq = _errors(top)
     return FunctionConfig(
         name=name,
         type=type_,
@@ -113,6 +116,9 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         python_runtime=_python_runtime(top, type_),
         guarantee=guarantee,
         commit_interval_ms=commit_interval,
+        error_policy=policy,
+        error_retries=retries,
+        dead_letter_topic=dlq,
         raw=top,
     )
 
@@ -162,7 +168,7 @@ def _endpoint_type(m: dict[str, Any], key: str, path: str) -> None:
 
 def _topic(m: dict[str, Any], path: str) -> str:
     topic = _string(m, "topic", path)
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", topic) or topic in (".", ".."):
+    if not _TOPIC_RE.fullmatch(topic) or topic in (".", ".."):
         raise InvalidConfig(f"{topic!r} is not a legal Kafka topic name (letters, digits, '.', '_', '-')",
                             _join(path, "topic"))
     return topic
@@ -200,6 +206,29 @@ def _python_runtime(top: dict[str, Any], type_: TaskType) -> str:
         raise InvalidConfig("a function running in the wasm Python runtime can use only the standard library; "
                             "drop requirements or use python-runtime: process", "requirements")
     return value
+
+
+def _errors(top: dict[str, Any]) -> tuple[ErrorPolicy, int, str | None]:
+    """The ``errors.*`` keys (named as in Kafka Connect). The default policy is dead-letter
+    when a dead-letter topic is named, else fail."""
+    dlq = _optional(top, "errors.deadletterqueue.topic.name", "", str, "a topic name", None)
+    if dlq is not None and (not _TOPIC_RE.fullmatch(dlq) or dlq in (".", "..")):
+        raise InvalidConfig(f"{dlq!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)",
+                            "errors.deadletterqueue.topic.name")
+    default = ErrorPolicy.DEAD_LETTER if dlq else ErrorPolicy.FAIL
+    value = _optional(top, "errors.policy", "", str, "a string", default.value)
+    try:
+        policy = ErrorPolicy(value)
+    except ValueError:
+        raise InvalidConfig(f"must be one of {', '.join(p.value for p in ErrorPolicy)}, not {value!r}",
+                            "errors.policy") from None
+    if policy is ErrorPolicy.DEAD_LETTER and dlq is None:
+        raise InvalidConfig("dead-letter needs errors.deadletterqueue.topic.name, the topic failed records go to",
+                            "errors.policy")
+    retries = _optional(top, "errors.retries", "", int, "an integer", 3)
+    if not 0 <= retries <= 100:
+        raise InvalidConfig(f"must be between 0 and 100, not {retries}", "errors.retries")
+    return policy, retries, dlq
 
 
 def _guarantee(top: dict[str, Any], *, inputs: list[KafkaInput], outputs: tuple[KafkaOutput, ...]) -> Guarantee:

@@ -33,8 +33,10 @@ from typing import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from fs_bus.config.model import FunctionConfig, Guarantee
-from fs_bus.errors import ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig
+from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
+from fs_bus.errors import (
+    ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, RecordFailed,
+)
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
@@ -89,7 +91,13 @@ class FunctionInstance:
         self._in_txn = False
         self._changelog_ends: dict[tuple[str, int], int] = {}  # changelog partition -> next offset written
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
-        self._changelog_producer: Producer | None = None
+        self._changelog_producer: Producer | None = None  # the inputs' cluster: changelogs, dead letters
+        # Error policy: failures per record (topic, partition, offset) -> attempts, across
+        # reopenings; records whose policy settles them on their next delivery.
+        self._failures: dict[tuple[str, int, int], int] = {}
+        self._settle: dict[tuple[str, int], dict[int, str]] = {}
+        self.skipped = 0
+        self.dead_lettered = 0
         self._reply = reply
         self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
@@ -172,6 +180,13 @@ class FunctionInstance:
                 if not isinstance(exc, GuestError):
                     log.exception("function %s failed", self.name)
                 self._close(commit=False)
+                if isinstance(exc, RecordFailed) and exc.give_up:
+                    log.error("function %s failed: %s", self.name, reason)
+                    self._set(ObservedState.FAILED, f"{reason} (failed {exc.attempts} times; errors.policy is fail: "
+                                                    "STOP and START the function to try again)")
+                    return
+                if isinstance(exc, RecordFailed) and exc.settled:
+                    continue  # reopen at once: the record is skipped or dead-lettered this time
                 attempt += 1
                 delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1))
                 log.warning("function %s failed (attempt %d), retrying in %.0f s: %s", self.name, attempt, delay,
@@ -186,7 +201,8 @@ class FunctionInstance:
         first = cfg.inputs[0]
         in_settings = self._settings.for_servers(first.bootstrap_servers)
         topics = sorted(self._sources)
-        created = ensure_data_topics(clients.admin(in_settings), topics)
+        created = ensure_data_topics(clients.admin(in_settings),
+                                     topics + ([cfg.dead_letter_topic] if cfg.dead_letter_topic else []))
         created += ensure_data_topics(
             clients.admin(self._settings.for_servers(cfg.outputs[0].bootstrap_servers)),
             sorted({o.topic for o in cfg.outputs}))
@@ -223,10 +239,9 @@ class FunctionInstance:
                     self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
                     **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
                        **out.properties})
-        if self._changelogs:
-            if first.bootstrap_servers not in self._producers:
-                self._producers[first.bootstrap_servers] = clients.producer(in_settings, f"fn-{self.name}")
-            self._changelog_producer = self._producers[first.bootstrap_servers]
+        if first.bootstrap_servers not in self._producers:
+            self._producers[first.bootstrap_servers] = clients.producer(in_settings, f"fn-{self.name}")
+        self._changelog_producer = self._producers[first.bootstrap_servers]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
@@ -384,6 +399,14 @@ class FunctionInstance:
 
     def _handle_batch(self, topic: str, partition: int, msgs: list[Message]) -> int:
         """Run one partition's records through its worker, in order; return how many ran."""
+        settle = self._settle.get((topic, partition))
+        if settle:
+            for i, msg in enumerate(msgs):
+                reason = settle.pop(msg.offset(), None)
+                if reason is not None:  # its retries are spent: the error policy decides
+                    done = self._handle_batch(topic, partition, msgs[:i]) if i else 0
+                    self._settle_record(topic, partition, msg, reason)
+                    return done + 1 + (self._handle_batch(topic, partition, msgs[i + 1:]) if msgs[i + 1:] else 0)
         careful_until = self._careful.get((topic, partition))
         if careful_until is not None and len(msgs) > 1 and msgs[0].offset() <= careful_until:
             # The last batch here failed without saying which record (the process died):
@@ -399,13 +422,13 @@ class FunctionInstance:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
                 self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
             bad = msgs[exc.index]
-            raise GuestError(f"{exc} (record {topic}[{partition}]@{bad.offset()})") from None
+            raise self._record_failed(topic, partition, bad, str(exc)) from None
         except GuestError as exc:
             first, last = msgs[0].offset(), msgs[-1].offset()
+            if first == last:
+                raise self._record_failed(topic, partition, msgs[0], str(exc)) from None
             self._careful[(topic, partition)] = last
-            where = f"record {topic}[{partition}]@{first}" if first == last else \
-                f"records {topic}[{partition}]@{first}..{last}"
-            raise GuestError(f"{exc} ({where})") from None
+            raise GuestError(f"{exc} (records {topic}[{partition}]@{first}..{last})") from None
         if careful_until is not None and msgs[-1].offset() >= careful_until:
             del self._careful[(topic, partition)]
         for msg, emitted in zip(msgs, results):
@@ -414,15 +437,64 @@ class FunctionInstance:
             self._set(ObservedState.RUNNING)  # a retry got past whatever failed
         return len(msgs)
 
+    def _record_failed(self, topic: str, partition: int, msg: Message, error: str) -> RecordFailed:
+        """Count a failure of one record; once its retries are spent, hand it to the error policy."""
+        offset = msg.offset()
+        key = (topic, partition, offset)
+        attempts = self._failures.get(key, 0) + 1
+        self._failures[key] = attempts
+        reason = f"{error} (record {topic}[{partition}]@{offset})"
+        cfg = self.config
+        if attempts <= cfg.error_retries:
+            return RecordFailed(f"{reason}, attempt {attempts} of {cfg.error_retries + 1}", attempts)
+        del self._failures[key]
+        if cfg.error_policy is ErrorPolicy.FAIL:
+            return RecordFailed(reason, attempts, give_up=True)
+        self._settle.setdefault((topic, partition), {})[offset] = error
+        return RecordFailed(f"{reason}; errors.policy {cfg.error_policy.value} takes it", attempts, settled=True)
+
+    def _settle_record(self, topic: str, partition: int, msg: Message, error: str) -> None:
+        """Skip or dead-letter a record user code kept failing on; the offset moves past it
+        only once the dead letter is acknowledged (it is flushed before the commit)."""
+        with self._lock:
+            worker = self.workers.get((topic, partition))
+        if worker is None:
+            return
+        where = f"{topic}[{partition}]@{msg.offset()}"
+        if self.config.error_policy is ErrorPolicy.DEAD_LETTER:
+            assert self._changelog_producer is not None and self.config.dead_letter_topic is not None
+            headers = list(msg.headers() or []) + [
+                ("fs-bus.error", error.encode("utf-8", "replace")[:8192]),
+                ("fs-bus.function", self.name.encode()),
+                ("fs-bus.source.topic", topic.encode()),
+                ("fs-bus.source.partition", str(partition).encode()),
+                ("fs-bus.source.offset", str(msg.offset()).encode()),
+                ("fs-bus.node", self.node_id.encode()),
+            ]
+            self._produce(self._changelog_producer, self.config.dead_letter_topic, None, msg.key(), msg.value(),
+                          headers=headers)
+            self.dead_lettered += 1
+            what = f"{self.dead_lettered} record(s) dead-lettered to {self.config.dead_letter_topic}"
+        else:
+            self.skipped += 1
+            what = f"{self.skipped} record(s) skipped"
+        worker.skip(msg)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        self.notice = f"{what}; last at {stamp} UTC: {where}: {error}"
+        log.warning("function %s: %s", self.name, self.notice)
+        self._on_change()
+
     def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
-                 value: bytes | None, on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
+                 value: bytes | None, on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+                 headers: list | None = None) -> None:
         if producer is self._txn and not self._in_txn:
             producer.begin_transaction()
             self._in_txn = True
         kwargs = {} if partition is None else {"partition": partition}
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery or self._on_delivery, **kwargs)
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery or self._on_delivery,
+                                 headers=headers, **kwargs)
                 return
             except BufferError:
                 producer.poll(0.05)  # the output buffer is full: wait for the broker to catch up

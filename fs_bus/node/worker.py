@@ -73,6 +73,10 @@ class PartitionWorker:
         self._advance(msgs)
         return results
 
+    def skip(self, msg: Message) -> None:
+        """Move past a record its error policy settled (skipped or dead-lettered) without running it."""
+        self._advance([msg])
+
     def _advance(self, done: list[Message]) -> None:
         if not done:
             return

@@ -618,3 +618,32 @@ def test_only_python_functions_take_requirements():
     with pytest.raises(InvalidConfig) as info:
         parse_config(text)
     assert info.value.field == "requirements"
+
+
+# --- delivery guarantee and error policy -------------------------------------------------------------------------
+
+
+def test_guarantee_and_error_policy_defaults():
+    c = parse_config(yaml.safe_dump(base()))
+    assert c.guarantee.value == "at_least_once" and c.commit_interval_ms is None
+    assert (c.error_policy.value, c.error_retries, c.dead_letter_topic) == ("fail", 3, None)
+
+
+def test_a_dead_letter_topic_makes_dead_letter_the_default_policy():
+    c = parse_config(yaml.safe_dump({**base(), "errors.deadletterqueue.topic.name": "dlq", "errors.retries": 0}))
+    assert (c.error_policy.value, c.error_retries, c.dead_letter_topic) == ("dead-letter", 0, "dlq")
+
+
+@pytest.mark.parametrize("extra, field, message", [
+    ({"processing.guarantee": "exactly-once"}, "processing.guarantee", "at_least_once, exactly_once"),
+    ({"commit.interval.ms": 0}, "commit.interval.ms", "at least 1"),
+    ({"errors.policy": "ignore"}, "errors.policy", "fail, skip, dead-letter"),
+    ({"errors.policy": "dead-letter"}, "errors.policy", "errors.deadletterqueue.topic.name"),
+    ({"errors.retries": -1}, "errors.retries", "between 0 and 100"),
+    ({"errors.deadletterqueue.topic.name": "no/slash"}, "errors.deadletterqueue.topic.name", "not a Kafka topic"),
+    ({"processing.guarantee": "exactly_once", "outputs": [{"bootstrap_servers": "other:9092", "topic": "o"}]},
+     "outputs[0].bootstrap_servers", "inputs' cluster"),
+])
+def test_guarantee_and_error_keys_are_checked(extra, field, message):
+    exc = refused({**base(), **extra})
+    assert exc.field == field and message in str(exc)
