@@ -89,7 +89,6 @@ class FunctionInstance:
         self._transactional_id = transactional_id or f"fs-bus.{name}.{node_id}"
         self._txn: Producer | None = None  # exactly-once: the one transactional producer
         self._in_txn = False
-        self._changelog_ends: dict[tuple[str, int], int] = {}  # changelog partition -> next offset written
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
         self._changelog_producer: Producer | None = None  # the inputs' cluster: changelogs, dead letters
         # Error policy: failures per record (topic, partition, offset) -> attempts, across
@@ -503,21 +502,16 @@ class FunctionInstance:
         if err is not None:
             self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
 
-    def _on_changelog_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
-            return
-        tp = (msg.topic(), msg.partition())
-        if msg.offset() >= self._changelog_ends.get(tp, 0):
-            self._changelog_ends[tp] = msg.offset() + 1
-
-    def _write_changelog(self, worker: PartitionWorker) -> None:
-        """Write what the worker's checkpoint sealed to its changelog partition (same number as its input's)."""
-        assert worker.changelog is not None
+    def _write_changelog(self, worker: PartitionWorker) -> int:
+        """Write what the worker's checkpoint sealed to its changelog partition (same number as
+        its input's); return how many records that was."""
+        assert worker.changelog is not None and self._changelog_producer is not None
         topic = self._changelogs[worker.topic]
-        for change in worker.changelog.sealed():
+        changes = worker.changelog.sealed()
+        for change in changes:
             self._produce(self._changelog_producer, topic, worker.partition, encode_key(change.store, change.key),
-                          change.value, self._on_changelog_delivery)
+                          change.value)
+        return len(changes)
 
     def _flush_and_commit(self, consumer: Consumer) -> None:
         # Order matters (see the module doc): checkpoints, changelogs written, everything
@@ -526,9 +520,7 @@ class FunctionInstance:
             workers = list(self.workers.values())
         for w in workers:
             self._emit(w.checkpoint(), f"checkpoint of {w.label}")
-        sealed = [w for w in workers if w.sealed]
-        for w in sealed:
-            self._write_changelog(w)
+        sealed = [(w, self._write_changelog(w)) for w in workers if w.sealed]
         with self._lock:
             offsets = [TopicPartition(w.topic, w.partition, w.next_offset)
                        for w in self.workers.values() if w.next_offset is not None]
@@ -537,9 +529,12 @@ class FunctionInstance:
         else:
             self._flush_outputs()
         now = int(time.time() * 1000)
-        for w in sealed:
-            changelog = self._changelogs[w.topic]
-            w.changelog_next = max(w.changelog_next, self._changelog_ends.get((changelog, w.partition), 0))
+        for w, written in sealed:
+            # The offset after our records is at least this: the partition's end when the
+            # state was restored, plus what we wrote since (transaction markers and any
+            # zombie's writes only add to it). A lower bound is all a restore needs: it
+            # replays a few changes it already holds, never skips one.
+            w.changelog_next += written
             assert w.changelog is not None
             w.changelog.confirm(w.changelog_next, now)
             w.sealed = False
@@ -618,7 +613,6 @@ class FunctionInstance:
             producer.flush(10)
         self._producers.clear()
         self._txn = None
-        self._changelog_ends.clear()
         self._restart_reason = None
 
     def _close_workers(self) -> None:

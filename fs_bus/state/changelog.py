@@ -15,8 +15,10 @@ changelog (and, under exactly-once, the committed transaction) holds:
    nothing locally;
 2. the partition worker writes :meth:`sealed` to the changelog, and once the
    broker acknowledged them (or their transaction committed) calls
-   :meth:`confirm` with the changelog offset after the last one: only then is
-   the local file committed, together with that offset.
+   :meth:`confirm` with (a lower bound of) the changelog offset after the last
+   one: only then is the local file committed, together with that offset. A
+   lower bound is enough: replaying a change the copy already holds is harmless
+   (every record sets a key's value), skipping one is not.
 
 A crash in between leaves the local file at the previous checkpoint, *behind*
 the changelog; the next open reads the changelog from the recorded offset and
@@ -154,7 +156,8 @@ class ChangelogBackend:
         return [Change(store, key, value) for (store, key), value in self._sealed.items()]
 
     def confirm(self, next_offset: int, now_ms: int) -> None:
-        """The sealed changes are in the changelog before ``next_offset``: commit the local copy."""
+        """The sealed changes are in the changelog, and none of them at or after ``next_offset``
+        is missing from this copy: commit the local copy with that position."""
         self.local.put(INTERNAL_STORE, POSITION_KEY, _POSITION.pack(next_offset, now_ms))
         self.local.checkpoint()
         self._sealed.clear()

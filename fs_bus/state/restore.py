@@ -76,7 +76,7 @@ def _replay(consumer, state: ChangelogBackend, start: TopicPartition, high: int,
     replayed = 0
     where = f"changelog {start.topic}[{start.partition}]"
     while True:
-        for msg in consumer.consume(1000, 0.5):
+        for msg in consumer.consume(1000, 0.05):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
