@@ -86,11 +86,15 @@ func length(b []byte) uint32 {
 	return uint32(len(b))
 }
 
-func appendOutput(b []byte, target uint32, key, value []byte, headers []Header) []byte {
+func appendHeader(b []byte, target uint32, key []byte, valueLen uint32, nHeaders uint32) []byte {
 	b = appendU32(b, target)
 	b = appendU32(b, length(key))
-	b = appendU32(b, length(value))
-	b = appendU32(b, uint32(len(headers)))
+	b = appendU32(b, valueLen)
+	return appendU32(b, nHeaders)
+}
+
+func appendOutput(b []byte, target uint32, key, value []byte, headers []Header) []byte {
+	b = appendHeader(b, target, key, length(value), uint32(len(headers)))
 	b = append(b, key...)
 	b = append(b, value...)
 	for _, h := range headers {
