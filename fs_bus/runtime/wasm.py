@@ -79,6 +79,7 @@ from fs_bus.errors import ArtifactError, GuestError, GuestTimeout, InvalidArtifa
 from fs_bus.errors import BatchFailed
 from fs_bus.runtime.base import Emitted, process_one_by_one
 from fs_bus.runtime.framing import InputRecord, Record, decode_output, encode_input
+from fs_bus.runtime import wasm_bytes
 from fs_bus.state.backend import MemoryBackend, StateBackend, StateError
 from fs_bus.state.kv import ComplexKey, KvIterator, KvStore
 
@@ -378,6 +379,8 @@ def _lower_result(self: wc.ResultType, store: Any, val: Any, ptr: Any) -> None:
 # Values other than _Err lower exactly as before, so nothing else in the process
 # notices. See the module docstring for the bug this works around.
 wc.ResultType.convert_to_c = _lower_result  # type: ignore[method-assign]
+# list<u8> by bulk copies rather than element by element (see wasm_bytes).
+wasm_bytes.install()
 
 
 def _kv_error(e: Exception) -> wc.Variant:
@@ -649,7 +652,7 @@ class WasmProcessor:
         self._kv = _KvHost(self.state)
         self._output = _GuestOutput(log or logging.getLogger(f"fs_bus.guest.{function_name}"), function_name)
         self._files: _BatchFiles | None = None
-        self._process_batch: wc.Func | None = None
+        self._process_batch: wasm_bytes.ExportCall | None = None
 
         self._store: wasmtime.Store | None = wasmtime.Store(engine.engine)
         store = self._store
@@ -681,7 +684,7 @@ class WasmProcessor:
                     sink.out.watermarks.append((target_id, watermark))
 
                 with root.add_instance(COLLECTOR) as collector:
-                    collector.add_func("emit", emit)
+                    wasm_bytes.add_emit(collector, "emit", emit)  # the hot one: no per-call type objects
                     collector.add_func("emit-watermark", emit_watermark)
             if KV in component.imports:
                 with root.add_instance(KV) as kv:
@@ -707,14 +710,18 @@ class WasmProcessor:
                 raise GuestError(f"function {function_name!r} trapped while instantiating: {msg}") from None
             raise InvalidArtifact(f"function {function_name!r}: component cannot be linked: {msg}") from None
 
-        def get(name: str) -> wc.Func | None:
-            return instance.get_func(store, name) if name in component.exports else None
+        def get(name: str) -> wasm_bytes.ExportCall | None:
+            if name not in component.exports:
+                return None
+            func = instance.get_func(store, name)
+            return None if func is None else wasm_bytes.ExportCall(store, func)
 
         if component.fast:
             batch = instance.get_export_index(store, BATCH)
             index = instance.get_export_index(store, "process-batch", batch) if batch is not None else None
-            self._process_batch = instance.get_func(store, index) if index is not None else None
-            assert self._process_batch is not None  # _describe() checked the export
+            func = instance.get_func(store, index) if index is not None else None
+            assert func is not None  # _describe() checked the export
+            self._process_batch = wasm_bytes.ExportCall(store, func)
         self._fs_process = get("fs-process")
         assert self._fs_process is not None or self._process_batch is not None  # _describe() checked
         self._fs_close = get("fs-close")
@@ -762,7 +769,20 @@ class WasmProcessor:
         if self._process_batch is not None:
             emitted = self.process_records(source_id, [Record(r) for r in records])
             return [emitted, *(Emitted() for _ in records[1:])]
-        return process_one_by_one(self, source_id, records)
+        if self._fs_process is None:
+            return process_one_by_one(self, source_id, records)
+        done: list[Emitted] = []
+        try:
+            for i, data in enumerate(records):
+                try:
+                    self._call("fs-process", self._fs_process, source_id,
+                               data if type(data) is bytes else bytes(data), flush=False)
+                except GuestError as exc:
+                    raise BatchFailed(str(exc), i, done) from exc
+                done.append(self._take_output())
+        finally:
+            self._output.flush()  # the guest's output lines, once per batch
+        return done
 
     def process_records(self, source_id: int, records: Sequence[InputRecord]) -> Emitted:
         """Run a batch through the guest's fs-bus:batch export, records with their
@@ -774,9 +794,7 @@ class WasmProcessor:
         without the export runs one record at a time, keeping the input keys.
         """
         if self._process_batch is None:
-            done = process_one_by_one(self, source_id, [r.value() or b"" for r in records])
-            return Emitted([(t, d, r.key(), None) for e, r in zip(done, records) for t, d, *_ in e.records],
-                           [w for e in done for w in e.watermarks])
+            return self._process_each(source_id, records)
         files = self._files
         assert files is not None
         data = encode_input(records)
@@ -796,6 +814,33 @@ class WasmProcessor:
             raise BatchFailed(f"function {self.function_name!r} failed in process-batch: {error}", failed,
                               [Emitted(out)])
         return Emitted(out)
+
+    def _process_each(self, source_id: int, records: Sequence[InputRecord]) -> Emitted:
+        """The reference world's road: one fs-process call per record; what a record
+        emitted keeps its key. No per-record object beyond the output tuples."""
+        fs_process = self._fs_process
+        assert fs_process is not None
+        sink = self._sink.out
+        out: list = []
+        watermarks = sink.watermarks
+        pending = sink.records  # what fs-init emitted goes out with the first record
+        sink.records = emitted = []
+        try:
+            for i, r in enumerate(records):
+                try:
+                    self._call("fs-process", fs_process, source_id, r.value() or b"", flush=False)
+                except GuestError as exc:
+                    raise BatchFailed(str(exc), i, [Emitted(out, watermarks)]) from exc
+                if pending or emitted:
+                    key = r.key()
+                    out += [(t, d, key, None) for t, d in pending]
+                    out += [(t, d, key, None) for t, d in emitted]
+                    pending = []
+                    emitted.clear()
+        finally:
+            self._sink.out = Emitted()
+            self._output.flush()  # the guest's output lines, once per batch
+        return Emitted(out, watermarks)
 
     def process_watermark(self, source_id: int, watermark: int) -> Emitted:
         """fs-process-watermark, if exported; what the guest emitted."""
@@ -876,7 +921,9 @@ class WasmProcessor:
         if self._broken:
             raise GuestError(f"function {self.function_name!r}: instance is broken after a previous trap; restart it")
 
-    def _call(self, export: str, func: wc.Func, *args: Any) -> Any:
+    def _call(self, export: str, func: wasm_bytes.ExportCall, *args: Any, flush: bool = True) -> Any:
+        """Call an export within the call budget; ``flush=False`` leaves the guest's
+        output lines for the caller to flush (once per batch rather than per record)."""
         self._check_open()
         store = self._store
         assert store is not None
@@ -897,7 +944,8 @@ class WasmProcessor:
             raise GuestError(f"function {self.function_name!r} failed in {export}: {type(e).__name__}: {e}") from e
         finally:
             # A line printed without its newline belongs to this call, not the next.
-            self._output.flush()
+            if flush:
+                self._output.flush()
 
     def close(self) -> None:
         """Call fs-close if exported (a failure there is logged, not raised), then free the instance."""
