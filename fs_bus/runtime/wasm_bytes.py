@@ -21,7 +21,7 @@ converts exactly as before.
 from __future__ import annotations
 
 import ctypes
-from ctypes import byref, c_void_p, pointer
+from ctypes import byref, pointer
 from typing import Any, Callable
 
 from wasmtime import WasmtimeError
@@ -71,7 +71,7 @@ def lift_bytes(val: Any) -> bytes:
         n = lst.size
         if not n:
             return b""
-        return ctypes.string_at(ctypes.cast(lst.data, c_void_p).value, n * _VAL_SIZE)[_PAYLOAD::_VAL_SIZE]
+        return ctypes.string_at(lst.data, n * _VAL_SIZE)[_PAYLOAD::_VAL_SIZE]
     finally:
         ffi.wasmtime_component_vallist_delete(byref(val.of.list))
 
@@ -102,32 +102,37 @@ class ExportCall:
     """An export of an instance, called with its parameter and result types looked
     up once (``Func.__call__`` asks the engine for them on every call)."""
 
-    __slots__ = ("_func", "_params", "_result")
+    __slots__ = ("_func", "_params", "_result", "_capi", "_slots", "_result_space")
 
     def __init__(self, store: Any, func: Func) -> None:
         fty = func.type(store)
-        self._func = func._func
+        self._func = byref(func._func)
         # (type, is a list<u8>) per parameter: byte lists go straight to lower_bytes
         self._params = [(ty, isinstance(ty, _types.ListType) and ty._is_bytes()) for _name, ty in fty.params]
         self._result = fty.result
+        # One argument array per export, reused: the component model forbids
+        # re-entering an instance, so a call never overlaps another of the same export.
+        self._capi = (_VAL * max(1, len(self._params)))()
+        self._slots = [pointer(self._capi[i]) for i in range(len(self._params))]
+        self._result_space = _VAL() if self._result is not None else None
 
     def __call__(self, store: Any, *args: Any) -> Any:
         params = self._params
         if len(args) != len(params):
             raise TypeError(f"wrong number of parameters provided: given {len(args)}, expected {len(params)}")
         n = 0
-        capi = (_VAL * len(params))()
+        capi, slots = self._capi, self._slots
         try:
-            for (ty, is_bytes), val in zip(params, args):
+            for (ty, is_bytes), val, slot in zip(params, args, slots):
                 if is_bytes and type(val) is bytes:
-                    lower_bytes(val, pointer(capi[n]))
+                    lower_bytes(val, slot)
                 else:
-                    ty.convert_to_c(store, val, pointer(capi[n]))
+                    ty.convert_to_c(store, val, slot)
                 n += 1
-            result = _VAL() if self._result is not None else None
-            err = ffi.wasmtime_component_func_call(byref(self._func), store._context(), capi, n,
-                                                   byref(result) if result is not None else None,
-                                                   1 if result is not None else 0)
+            result = self._result_space
+            err = ffi.wasmtime_component_func_call(self._func, store._context(), capi, n,
+                                                   None if result is None else byref(result),
+                                                   0 if result is None else 1)
             if err:
                 error = WasmtimeError._from_ptr(err)
                 _enter.maybe_raise_last_exn()
@@ -135,18 +140,25 @@ class ExportCall:
             return None if result is None else self._result.convert_from_c(result)
         finally:
             for i in range(n):
-                ffi.wasmtime_component_val_delete(byref(capi[i]))
+                ffi.wasmtime_component_val_delete(slots[i])
 
 
 @ffi.wasmtime_component_func_callback_t
-def _emit_impl(idx, context, _ty_raw, args, nargs, _results, _nresults):  # type: ignore[no-untyped-def]
-    def run(store: Any) -> None:
+def _emit_impl(idx, _context, _ty_raw, args, _nargs, _results, _nresults):  # type: ignore[no-untyped-def]
+    # As wasmtime-py's own trampoline (catch_exceptions), minus the StoreContext
+    # and closure per call: emit has no use for the store.
+    try:
         target = args[0].of.u32
         data = lift_bytes(args[1])
         args[1].kind = _BOOL  # freed above: nothing left for anyone to free
         args[1].of.boolean = False
-        _linker.FUNCTIONS.get(idx or 0)(store, target, data)
-    return _enter.catch_exceptions(context, run)
+        _linker.FUNCTIONS.get(idx or 0)(None, target, data)
+        return 0
+    except WasmtimeError as e:
+        return ctypes.cast(e._consume(), ctypes.c_void_p).value
+    except Exception as e:  # noqa: BLE001 - handed back to the caller of the export, as wasmtime-py does
+        _enter.LAST_EXCEPTION = e
+        return ctypes.cast(WasmtimeError("python exception")._consume(), ctypes.c_void_p).value
 
 
 def add_emit(instance: LinkerInstance, name: str, fn: Callable[[Any, int, bytes], None]) -> None:
