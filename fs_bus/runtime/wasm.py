@@ -1,5 +1,6 @@
 """The wasmtime host for WebAssembly components of the ``functionstream:core@0.1.0``
-``processor`` world (see ``wit/processor.wit``).
+``processor`` world (see ``wit/processor.wit``) and of fs-bus's own
+``fs-bus:batch@0.1.0`` ``fast-processor`` world (``wit/fs-bus/batch.wit``).
 
 One :class:`WasmEngine` per node compiles components (and caches the compiled form
 on disk); one :class:`WasmProcessor` per partition worker owns a Store and an
@@ -13,8 +14,11 @@ Facts about wasmtime-py 50 this module relies on (probed, see DESIGN.md):
 
 - ``list<u8>`` parameters must be ``bytes`` exactly (``bytearray`` and
   ``memoryview`` raise ``TypeError``); ``list<u8>`` values reaching a host
-  function arrive as ``bytes``. Either way they are converted one element at a
-  time, which is what bounds throughput today.
+  function arrive as ``bytes``. Stock wasmtime-py converts them one element at a
+  time (~1.5 µs a byte); :mod:`fs_bus.runtime.wasm_bytes` makes that bulk copies.
+- A component exporting ``fs-bus:batch/batch@0.1.0`` (``wit/fs-bus/batch.wit``)
+  gets its records a batch per call, as bytes in a file of a preopened tmpfs
+  directory (framing: :mod:`fs_bus.runtime.framing`): no component values at all.
 - ``post_return`` is done by wasmtime itself: a second call without it works.
   ``Func.post_return`` is still available and cheap, but we do not need it.
 - A trap (including an epoch interruption) poisons the component instance: any
