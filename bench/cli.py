@@ -30,9 +30,10 @@ threshold: it measures.
 cases (--cases, comma-separated; default: all):
   limit                 plain confluent-kafka consume -> upper -> produce loop in Python
   wasm-reference-world  an fs-bus node running examples/upper/upper.wasm
+  wasm-fast             an fs-bus node running examples/upper-fast (fs-bus's batch world, Go)
   python                an fs-bus node running a type: python function (data.upper())
   peer                  quixstreams .apply(lambda v: v.upper()) (skipped if not importable)
-  latency               end-to-end p50/p99 of limit, wasm-reference-world and python at half
+  latency               end-to-end p50/p99 of limit, wasm-reference-world, wasm-fast and python at half
                         their measured max rate (or --rate)
   control-plane         CREATE -> RUNNING latency, artifact upload/download MB/s, component
                         cold start with and without the compiled cache
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             "limit": (case_timeout, lambda d: throughput.run_limit(p, d)),
             "wasm-reference-world": (case_timeout,
                                      lambda d: throughput.run_node_case(p, d, children, "wasm", "wasm-reference-world")),
+            "wasm-fast": (case_timeout, lambda d: throughput.run_node_case(p, d, children, "wasm-fast", "wasm-fast")),
             "python": (case_timeout, lambda d: throughput.run_node_case(p, d, children, "python", "python")),
             "peer": (case_timeout, lambda d: throughput.run_peer(p, d, children)),
             "latency": (3 * (2 * a.latency_seconds + 300),

@@ -23,9 +23,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
 UPPER_WASM = ROOT / "examples" / "upper" / "upper.wasm"
+UPPER_FAST_DIR = ROOT / "examples" / "upper-fast"
 
-THROUGHPUT_CASES = ("limit", "wasm-reference-world", "python", "peer")
-LATENCY_TARGETS = ("limit", "wasm-reference-world", "python")
+THROUGHPUT_CASES = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer")
+LATENCY_TARGETS = ("limit", "wasm-reference-world", "wasm-fast", "python")
 ALL_CASES = (*THROUGHPUT_CASES, "latency", "control-plane")
 
 
@@ -267,3 +268,21 @@ def tail(path: Path, chars: int = 1500) -> str:
         return path.read_text(errors="replace")[-chars:]
     except OSError:
         return "(no log)"
+
+
+def upper_fast_wasm() -> bytes:
+    """examples/upper-fast built from source (its build.sh, as a user builds it), rebuilt
+    when a source of it or the Go SDK is newer than the build; skips the case without Go."""
+    out = UPPER_FAST_DIR / "build" / "processor.wasm"
+    sources = [*UPPER_FAST_DIR.glob("*.go"), UPPER_FAST_DIR / "go.mod", UPPER_FAST_DIR / "build.sh",
+               *(ROOT / "sdk" / "go" / "fsbus").glob("*"), *(ROOT / "wit" / "fs-bus").glob("*.wit")]
+    if not out.exists() or out.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        log("wasm-fast: building examples/upper-fast (Go)")
+        done = subprocess.run(["bash", str(UPPER_FAST_DIR / "build.sh")], cwd=UPPER_FAST_DIR, capture_output=True,
+                              text=True, timeout=900)
+        if done.returncode != 0:
+            if "not found" in done.stderr:
+                raise CaseSkipped("skipped: examples/upper-fast/build.sh needs Go, wasm-tools and npm: "
+                                  + done.stderr.strip().splitlines()[-1][:300])
+            raise RuntimeError(f"examples/upper-fast/build.sh failed:\n{done.stderr[-2000:]}")
+    return out.read_bytes()

@@ -23,7 +23,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from bench.common import (
-    Children, Deadline, EndOffsets, Params, create_topics, log, percentile, tail, wait_for_count,
+    LATENCY_TARGETS, Children, Deadline, EndOffsets, Params, create_topics, log, percentile, tail, wait_for_count,
 )
 from bench.node import BenchNode
 from bench.throughput import deploy, drop
@@ -169,7 +169,7 @@ def run_target(p: Params, deadline: Deadline, children: Children, target: str, r
             return measure(p.bootstrap, source, sink, p.partitions, p.size, rate, p.latency_seconds, deadline, alive)
         finally:
             Children.stop(proc)
-    kind = "wasm" if target == "wasm-reference-world" else "python"
+    kind = {"wasm-reference-world": "wasm", "wasm-fast": "wasm-fast"}.get(target, "python")
     node = BenchNode(children, p.bootstrap, f"{p.run_id}-lat-{target}", f"bench-lat-{target}", p.workdir)
     try:
         node.start(deadline.sub(120, f"latency {target}: node start"))
@@ -189,7 +189,7 @@ def run_latency(p: Params, deadline: Deadline, children: Children,
                 max_rates: dict[str, float]) -> dict[str, Any]:
     """Every target; one that cannot run is reported in its own entry, not raised."""
     results: dict[str, Any] = {}
-    for target in ("limit", "wasm-reference-world", "python"):
+    for target in LATENCY_TARGETS:
         if p.rate:
             rate = p.rate
         elif max_rates.get(target):

@@ -84,7 +84,7 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
             for msg in consumer.consume(64, 0.5):
                 err = msg.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
+                    if err.code() == KafkaError._PARTITION_EOF and not _present(consumer, manifest.topic, ref):
                         raise _missing(manifest, i, ref)
                     continue
                 index = wanted.get((msg.partition(), msg.offset()))
@@ -106,6 +106,16 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
             f"artifact hash mismatch: manifest says sha256 {manifest.sha256} ({manifest.size} bytes), "
             f"chunks give {digest} ({len(data)} bytes); refusing to run it")
     return data
+
+
+def _present(consumer: Consumer, topic: str, ref: ChunkRef) -> bool:
+    """Whether the chunk's offset is within its partition, asking the broker: an end-of-partition
+    event can come from a fetch that raced the chunk's write, before the consumer saw it."""
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, ref.partition), timeout=10, cached=False)
+    if not low <= ref.offset < high:
+        return False
+    consumer.assign([TopicPartition(topic, ref.partition, ref.offset)])  # read it again from there
+    return True
 
 
 def _missing(manifest: ArtifactManifest, index: int, ref: ChunkRef) -> ArtifactError:

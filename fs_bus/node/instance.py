@@ -228,6 +228,7 @@ class FunctionInstance:
             self._txn = clients.producer(
                 in_settings, f"fn-{self.name}",
                 **{"transactional.id": self._transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                   "on_delivery": self._on_delivery, "delivery.report.only.error": True,
                    "queue.buffering.max.messages": max(cfg.outputs[0].runtime.channel_capacity, 1000),
                    **out_props})
             self._txn.init_transactions(30)  # fences (and aborts) this id's earlier incarnation
@@ -237,9 +238,12 @@ class FunctionInstance:
                 self._producers[out.bootstrap_servers] = clients.producer(
                     self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
                     **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
+                       # delivery reports for failures only, to one callback: no Python call per record
+                       "on_delivery": self._on_delivery, "delivery.report.only.error": True,
                        **out.properties})
         if first.bootstrap_servers not in self._producers:
-            self._producers[first.bootstrap_servers] = clients.producer(in_settings, f"fn-{self.name}")
+            self._producers[first.bootstrap_servers] = clients.producer(
+                in_settings, f"fn-{self.name}", on_delivery=self._on_delivery, **{"delivery.report.only.error": True})
         self._changelog_producer = self._producers[first.bootstrap_servers]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
@@ -378,17 +382,38 @@ class FunctionInstance:
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
-    def _emit(self, emitted: Emitted | None, where: str, key: bytes | None = None) -> None:
-        """Produce what user code emitted; a record's outputs keep the input record's key."""
-        if emitted is None:
+    def _emit(self, emitted: Emitted | None, where: str | Callable[[], str], key: bytes | None = None) -> None:
+        """Produce what user code emitted: a ``(target, data)`` record keeps the input
+        record's key (``key``), a ``(target, data, key, headers)`` one has its own.
+        ``where`` (or what it returns) names the record in an error message.
+
+        The hot path of every function: one ``produce`` call per record and nothing
+        else per record (no delivery callback, no log line, no message string)."""
+        if emitted is None or not emitted.records:
             return
+        if self._txn is not None and not self._in_txn:
+            self._begin()  # exactly-once: every output belongs to the open transaction
         outputs = self.config.outputs
-        for target, data in emitted.records:
-            if not 0 <= target < len(outputs):
+        n = len(outputs)
+        producers = self._producers
+        for rec in emitted.records:
+            target = rec[0]
+            if not 0 <= target < n:
                 raise GuestError(f"function {self.name!r} emitted to target {target}, but its config has "
-                                 f"{len(outputs)} output(s) ({where})")
+                                 f"{n} output(s) ({where if isinstance(where, str) else where()})")
             out = outputs[target]
-            self._produce(self._producers[out.bootstrap_servers], out.topic, out.partition, key, data)
+            producer = producers[out.bootstrap_servers]
+            partition = -1 if out.partition is None else out.partition
+            try:
+                if len(rec) == 2:
+                    producer.produce(out.topic, rec[1], key, partition)
+                else:
+                    producer.produce(out.topic, rec[1], rec[2], partition, headers=rec[3])
+            except BufferError:  # the output buffer is full: the slow road waits for room
+                if len(rec) == 2:
+                    self._produce(producer, out.topic, out.partition, key, rec[1])
+                else:
+                    self._produce(producer, out.topic, out.partition, rec[2], rec[1], rec[3])
 
     def _consumer_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -419,7 +444,7 @@ class FunctionInstance:
             results = worker.process_batch(msgs)
         except BatchFailed as exc:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
-                self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
+                self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
             bad = msgs[exc.index]
             raise self._record_failed(topic, partition, bad, str(exc)) from None
         except GuestError as exc:
@@ -431,7 +456,7 @@ class FunctionInstance:
         if careful_until is not None and msgs[-1].offset() >= careful_until:
             del self._careful[(topic, partition)]
         for msg, emitted in zip(msgs, results):
-            self._emit(emitted, f"record {topic}[{partition}]@{msg.offset()}", msg.key())
+            self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
         if self.state is ObservedState.FAILED:
             self._set(ObservedState.RUNNING)  # a retry got past whatever failed
         return len(msgs)
@@ -484,19 +509,21 @@ class FunctionInstance:
         self._on_change()
 
     def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
-                 value: bytes | None, on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
-                 headers: list | None = None) -> None:
+                 value: bytes | None, headers: list | None = None) -> None:
+        # Delivery failures reach _on_delivery through the producer's config (see _open).
         if producer is self._txn and not self._in_txn:
-            producer.begin_transaction()
-            self._in_txn = True
-        kwargs = {} if partition is None else {"partition": partition}
+            self._begin()
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery or self._on_delivery,
-                                 headers=headers, **kwargs)
+                producer.produce(topic, value, key, -1 if partition is None else partition, headers=headers)
                 return
             except BufferError:
                 producer.poll(0.05)  # the output buffer is full: wait for the broker to catch up
+
+    def _begin(self) -> None:
+        assert self._txn is not None
+        self._txn.begin_transaction()
+        self._in_txn = True
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -566,8 +593,7 @@ class FunctionInstance:
             return
         try:
             if not self._in_txn:
-                txn.begin_transaction()
-                self._in_txn = True
+                self._begin()
             if offsets:
                 txn.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
             txn.commit_transaction(60)

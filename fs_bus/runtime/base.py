@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Protocol
 
 from fs_bus.errors import BatchFailed, GuestError
+from fs_bus.runtime.framing import InputRecord
+
+
+# An emitted record: (target_id, data), whose key is the input record's, or
+# (target_id, data, key, headers), whose key and headers the function chose
+# (None: no key, no headers). target_id indexes the function's ``outputs``.
+OutputRecord = tuple[int, bytes] | tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]] | None]
 
 
 @dataclass(slots=True)
 class Emitted:
     """What one call into user code produced.
 
-    ``records`` are ``(target_id, data)``: ``target_id`` indexes the function's
-    ``outputs``. ``watermarks`` are ``(target_id, watermark)``.
+    ``records`` are :data:`OutputRecord` s. ``watermarks`` are ``(target_id, watermark)``.
     """
 
-    records: list[tuple[int, bytes]] = field(default_factory=list)
+    records: list[OutputRecord] = field(default_factory=list)
     watermarks: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -59,6 +66,19 @@ class Processor(Protocol):
 
     def close(self) -> None:
         """Call the function's close hook if it has one, then free the instance."""
+        ...
+
+
+class RecordProcessor(Processor, Protocol):
+    """An engine that takes whole records (key, headers, timestamp, partition,
+    offset; ``confluent_kafka.Message`` qualifies) rather than values alone.
+    A partition worker uses ``process_records`` instead of ``process_batch``
+    when its processor has it."""
+
+    def process_records(self, source_id: int, records: Sequence[InputRecord]) -> Emitted:
+        """Run records of one partition, in order; return what the whole batch emitted,
+        each record as ``(target_id, data, key, headers)``. If record ``i`` fails,
+        raise ``BatchFailed(index=i, done=[what records 0..i-1 emitted])``."""
         ...
 
 

@@ -74,6 +74,27 @@ def kv_probe(work: Path) -> bytes:
     return _cached("kv_probe", key, build)
 
 
+def fast_probe(work: Path) -> bytes:
+    """tests/guests/fast_probe: a fast-path guest (world fs-bus:batch/fast-processor)
+    written with the Python SDK, sdk/python/fs_bus_guest.py."""
+    version = _componentize_py_version()
+    sdk = REPO / "sdk" / "python"
+    source = REPO / "tests" / "guests" / "fast_probe"
+    key = _hash([*source.rglob("*.py"), *sdk.rglob("*.py"), *WIT_DIR.rglob("*.wit")], version)
+
+    def build(out: Path) -> None:
+        src = work / "fast_probe"
+        shutil.copytree(source, src, ignore=shutil.ignore_patterns("__pycache__"))
+        runner = ("import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; "
+                  "sys.exit(script())")
+        args = ["-d", str(WIT_DIR / "fs-bus"), "-w", "fast-processor", "componentize", "app", "-p", str(src),
+                "-p", str(sdk), "-o", str(out)]
+        done = subprocess.run([sys.executable, "-c", runner, *args], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise GuestBuildError(f"componentize-py could not build {source}:\n{done.stdout}\n{done.stderr}")
+    return _cached("fast_probe", key, build)
+
+
 def example(name: str) -> bytes:
     """Run examples/<name>/build.sh as a user would and return build/processor.wasm.
 
@@ -82,7 +103,10 @@ def example(name: str) -> bytes:
     """
     directory = REPO / "examples" / name
     shared = [p for p in (REPO / "examples").glob("*.sh")]  # sourced by several build.sh
-    key = _hash([p for p in directory.rglob("*") if p.is_file()] + shared + list(WIT_DIR.rglob("*.wit")))
+    sources = [p for p in directory.rglob("*") if p.is_file()] + shared + list(WIT_DIR.rglob("*.wit"))
+    if (directory / "go.mod").exists() and "../../sdk/" in (directory / "go.mod").read_text():
+        sources += [p for p in (REPO / "sdk" / "go").rglob("*") if p.is_file()]  # the Go SDK it builds with
+    key = _hash(sources)
 
     def build(out: Path) -> None:
         done = subprocess.run(["bash", str(directory / "build.sh")], cwd=directory, capture_output=True, text=True,

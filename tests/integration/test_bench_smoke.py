@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ["limit", "wasm-reference-world", "python", "latency", "control-plane"]
-THROUGHPUT = ["limit", "wasm-reference-world", "python"]
+CASES = ["limit", "wasm-reference-world", "wasm-fast", "python", "latency", "control-plane"]
+THROUGHPUT = ["limit", "wasm-reference-world", "wasm-fast", "python"]
 
 
 @pytest.mark.timeout(700)
