@@ -42,7 +42,7 @@ class ChannelRuntime:
     """
 
     channel_capacity: int = 10_000
-    batch_consume_size: int = 500
+    batch_consume_size: int = 1000
     poll_timeout_ms: int = 100
     sleep_when_full_ms: int = 10
 
@@ -78,7 +78,7 @@ class ProcessorRuntime:
     code (its time budget); ``memory_limit_mb`` caps a ``type: python`` function's
     process (0: no cap); the idle keys are accepted for compatibility."""
 
-    max_batch_size: int = 1000
+    max_batch_size: int = 10_000  # a commit is a broker round trip: not every millisecond
     max_idle_count: int = 10_000
     idle_sleep_ms: int = 500
     control_timeout_ms: int = 5000
