@@ -24,9 +24,11 @@ transaction and reopens from the committed offsets.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -71,6 +73,9 @@ EOS_COMMIT_INTERVAL_S = 0.1
 # A node killed -9 holds its partitions until the group's session timeout; librdkafka's
 # 45 s default is long for a stream processor. Inputs' properties override these.
 CONSUMER_DEFAULTS = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
+# Partition batches run at once, at most this many (threads waiting on guests that run
+# without the GIL, or on Python functions' processes).
+PARALLEL_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
 # An open transaction of a node killed -9 blocks read_committed readers until it times out.
 TRANSACTION_TIMEOUT_MS = 15_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
@@ -91,6 +96,7 @@ class FunctionInstance:
         self._in_txn = False
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
         self._changelog_producer: Producer | None = None  # the inputs' cluster: changelogs, dead letters
+        self._pool: ThreadPoolExecutor | None = None  # runs several partitions' batches at once
         # Error policy: failures per record (topic, partition, offset) -> attempts, across
         # reopenings; records whose policy settles them on their next delivery.
         self._failures: dict[tuple[str, int, int], int] = {}
@@ -310,8 +316,7 @@ class FunctionInstance:
             if self._restart_reason is not None:
                 reason, self._restart_reason = self._restart_reason, None
                 raise FsBusError(f"function {self.name}: {reason}")
-            for (topic, partition), group in _by_partition(msgs, self._consumer_error).items():
-                pending += self._handle_batch(topic, partition, group)
+            pending += self._run_batches(_by_partition(msgs, self._consumer_error))
             if msgs:
                 self._advance_watermarks()
             if pending and (pending >= full or not msgs or time.monotonic() - last_commit >= interval):
@@ -321,6 +326,33 @@ class FunctionInstance:
             if time.monotonic() >= next_health_check:
                 self._check_health()
                 next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
+
+    def _run_batches(self, groups: dict[tuple[str, int], list[Message]]) -> int:
+        """Run each partition's batch; several partitions at once when there are several.
+
+        Guest code runs without the GIL (wasmtime) or in its own process (Python
+        functions), so partitions really run in parallel; outputs are then produced here,
+        partition by partition, in order. A failing partition does not stop the others'
+        results from going out (their workers have moved on): the first failure is
+        raised once all are handled.
+        """
+        ran: dict[tuple[str, int], Future] = {}
+        if len(groups) > 1 and not any(self._settle.get(k) or k in self._careful for k in groups):
+            with self._lock:
+                workers = {k: self.workers.get(k) for k in groups}
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=PARALLEL_WORKERS, thread_name_prefix=f"fn-{self.name}")
+            ran = {k: self._pool.submit(w.process_batch, groups[k]) for k, w in workers.items() if w is not None}
+            wait(ran.values())
+        done, failure = 0, None
+        for (topic, partition), group in groups.items():
+            try:
+                done += self._handle_batch(topic, partition, group, ran.get((topic, partition)))
+            except Exception as exc:  # noqa: BLE001 - raised below, after the other partitions' outputs
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return done
 
     def _advance_watermarks(self) -> None:
         with self._lock:
@@ -421,8 +453,9 @@ class FunctionInstance:
         if err.code() != KafkaError._PARTITION_EOF:
             log.warning("function %s: consumer: %s", self.name, err.str())
 
-    def _handle_batch(self, topic: str, partition: int, msgs: list[Message]) -> int:
-        """Run one partition's records through its worker, in order; return how many ran."""
+    def _handle_batch(self, topic: str, partition: int, msgs: list[Message], ran: Future | None = None) -> int:
+        """Run one partition's records through its worker, in order; return how many ran.
+        ``ran``: the worker already ran them (in parallel with other partitions)."""
         settle = self._settle.get((topic, partition))
         if settle:
             for i, msg in enumerate(msgs):
@@ -441,7 +474,7 @@ class FunctionInstance:
         if worker is None:
             return 0  # a paused partition's last fetch, or one just revoked
         try:
-            results = worker.process_batch(msgs)
+            results = ran.result() if ran is not None else worker.process_batch(msgs)
         except BatchFailed as exc:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
                 self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
@@ -639,6 +672,9 @@ class FunctionInstance:
             producer.flush(10)
         self._producers.clear()
         self._txn = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._restart_reason = None
 
     def _close_workers(self) -> None:
