@@ -62,12 +62,40 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
     return ArtifactManifest(sha256=sha, size=len(data), kind=kind, topic=topic, chunks=tuple(r for r in refs if r))
 
 
+# What a node agrees to download for one artifact (a 20-30 MB component is typical).
+MAX_ARTIFACT_SIZE = 512 * 1024 * 1024
+
+
+def check_manifest(manifest: ArtifactManifest) -> None:
+    """Refuse a manifest that cannot describe an artifact fs-bus wrote, before reading anything.
+
+    Anyone who can write the control topic can write a manifest, so its numbers
+    bound what the node allocates and where it seeks.
+    """
+    def bad(why: str) -> ArtifactError:
+        return ArtifactError(f"artifact {manifest.sha256[:12]!r}: manifest {why}; recreate the function")
+
+    if len(manifest.sha256) != 64 or any(c not in "0123456789abcdef" for c in manifest.sha256):
+        raise bad("has no sha256 (64 hex digits)")
+    if not 0 <= manifest.size <= MAX_ARTIFACT_SIZE:
+        raise bad(f"says {manifest.size} bytes, outside 0..{MAX_ARTIFACT_SIZE}")
+    if not manifest.chunks:
+        raise bad("lists no chunks")
+    for i, c in enumerate(manifest.chunks):
+        if c.partition < 0 or c.offset < 0 or not 0 <= c.size <= 2 * ARTIFACT_CHUNK_SIZE:
+            raise bad(f"chunk {i} has partition {c.partition}, offset {c.offset}, size {c.size}")
+    total = sum(c.size for c in manifest.chunks)
+    if total != manifest.size:
+        raise bad(f"chunks add up to {total} bytes, not the {manifest.size} it says")
+
+
 def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0) -> bytes:
     """Read the chunks at their recorded offsets and verify the whole artifact's sha256.
 
     Chunks are usually contiguous, so one assignment at the first offset reads
     them all in a single pass; a gap just means seeking on.
     """
+    check_manifest(manifest)
     parts: list[bytes | None] = [None] * len(manifest.chunks)
     wanted = {(c.partition, c.offset): i for i, c in enumerate(manifest.chunks)}
     deadline = time.monotonic() + timeout
@@ -95,6 +123,11 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0)
                     raise ArtifactError(
                         f"artifact {manifest.sha256[:12]}: {manifest.topic}[{msg.partition()}]@{msg.offset()} "
                         f"holds {msg.key()!r}, not chunk {index} (manifest points at the wrong offsets)")
+                if len(msg.value()) != manifest.chunks[index].size:
+                    raise ArtifactError(
+                        f"artifact {manifest.sha256[:12]}: chunk {index} at {manifest.topic}[{msg.partition()}]"
+                        f"@{msg.offset()} holds {len(msg.value())} bytes, the manifest says "
+                        f"{manifest.chunks[index].size}; refusing to run it")
                 parts[index] = msg.value()
     data = b"".join(p or b"" for p in parts)
     digest = hashlib.sha256(data).hexdigest()

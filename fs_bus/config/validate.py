@@ -21,6 +21,10 @@ from fs_bus.errors import InvalidConfig
 
 T = TypeVar("T")
 
+# A config is a few KB; anyone can write the control topic, so a bigger one is refused
+# before YAML parsing spends seconds and memory on it.
+MAX_CONFIG_BYTES = 256 * 1024
+
 # A function name becomes a Kafka record key, a status key and a SQL identifier.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 INPUT_SELECTORS = ("round-robin", "sequential")
@@ -59,13 +63,22 @@ def parse_config(text: str | bytes, *, default_type: TaskType | None = None) -> 
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidConfig(f"config is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise InvalidConfig(f"config is {len(text)} characters long, more than the {MAX_CONFIG_BYTES} a function "
+                            "config may have")
     try:
+        # Not the C loader: libyaml crashes the process on deeply nested input,
+        # where the Python one raises RecursionError.
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidConfig(f"config is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise InvalidConfig("config nests too deeply to be a function config") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidConfig(f"config holds a value YAML cannot convert: {exc}") from None
     return validate_config(data, default_type=default_type)
 
 
