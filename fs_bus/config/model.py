@@ -61,7 +61,10 @@ class ProcessorRuntime:
     """``processor-runtime`` keys. ``max_batch_size`` records are processed between
     two flush-and-commit points; ``control_timeout_ms`` bounds one call into user
     code (its time budget); ``memory_limit_mb`` caps a ``type: python`` function's
-    process (0: no cap); the idle keys are accepted for compatibility."""
+    process (its address space) and each WebAssembly instance's linear memory
+    (0: no cap); ``cpu_limit_seconds`` caps the CPU time one process of a
+    ``type: python`` function may use (0: no cap); the idle keys are accepted for
+    compatibility."""
 
     max_batch_size: int = 1000
     max_idle_count: int = 10_000
@@ -69,6 +72,25 @@ class ProcessorRuntime:
     control_timeout_ms: int = 5000
     control_max_retries: int = 3
     memory_limit_mb: int = 0
+    cpu_limit_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WasiDir:
+    """A host directory a WebAssembly guest may open, at ``guest`` in its filesystem."""
+
+    host: str
+    guest: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WasiConfig:
+    """What a WebAssembly guest may reach through WASI (the ``wasi`` key): nothing by
+    default. No network grant exists: sockets are always refused."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    dirs: tuple[WasiDir, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +108,7 @@ class FunctionConfig:
     checkpoint_interval_seconds: int = 1
     requirements: tuple[str, ...] = ()  # pip requirements of a type: python function
     python_runtime: str = "process"  # process: an OS process per partition; wasm: the Python runtime component
+    wasi: WasiConfig = WasiConfig()  # what a component (or the wasm Python runtime) may reach
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

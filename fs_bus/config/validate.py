@@ -15,7 +15,8 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from fs_bus.config.model import (
-    ChannelRuntime, FunctionConfig, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
+    ChannelRuntime, FunctionConfig, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType, WasiConfig,
+    WasiDir,
 )
 from fs_bus.errors import InvalidConfig
 
@@ -42,11 +43,12 @@ _PROCESSOR_RUNTIME_KEYS = {
     "control-timeout-ms": "control_timeout_ms",
     "control-max-retries": "control_max_retries",
     "memory-limit-mb": "memory_limit_mb",
+    "cpu-limit-seconds": "cpu_limit_seconds",
 }
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
-    "checkpoint_interval_seconds", "requirements", "python-runtime",
+    "checkpoint_interval_seconds", "requirements", "python-runtime", "wasi",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -120,6 +122,7 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         checkpoint_interval_seconds=interval,
         requirements=_requirements(top.get("requirements"), type_),
         python_runtime=_python_runtime(top, type_),
+        wasi=_wasi(top, type_),
         raw=top,
     )
 
@@ -207,6 +210,39 @@ def _python_runtime(top: dict[str, Any], type_: TaskType) -> str:
         raise InvalidConfig("a function running in the wasm Python runtime can use only the standard library; "
                             "drop requirements or use python-runtime: process", "requirements")
     return value
+
+
+def _wasi(top: dict[str, Any], type_: TaskType) -> WasiConfig:
+    """The WASI grants: environment variables and directories, nothing else."""
+    value = top.get("wasi")
+    if value is None:
+        return WasiConfig()
+    if type_ is TaskType.PYTHON and top.get("python-runtime") != "wasm":
+        raise InvalidConfig("applies to WebAssembly guests only (type: processor, or python-runtime: wasm); a "
+                            "python-runtime: process function is an OS process", "wasi")
+    m = _mapping(value, "wasi")
+    _known_keys(m, ("env", "dirs"), "wasi")
+    env: dict[str, str] = {}
+    if m.get("env") is not None:
+        for k, v in _mapping(m["env"], "wasi.env").items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool) or "=" in k or not k:
+                raise InvalidConfig("must be a string (and the name non-empty, without '=')", f"wasi.env.{k}")
+            env[k] = str(v)
+    dirs = []
+    guests = set()
+    for i, raw in enumerate(_list(m, "dirs", "wasi", required=False)):
+        path = f"wasi.dirs[{i}]"
+        d = _mapping(raw, path)
+        _known_keys(d, ("host", "guest", "read-only"), path)
+        host, guest = _string(d, "host", path), _string(d, "guest", path)
+        for key, p in (("host", host), ("guest", guest)):
+            if not p.startswith("/") or "\0" in p or ".." in p.split("/"):
+                raise InvalidConfig(f"must be an absolute path without '..', not {p!r}", f"{path}.{key}")
+        if guest in guests:
+            raise InvalidConfig(f"{guest!r} is granted twice", f"{path}.guest")
+        guests.add(guest)
+        dirs.append(WasiDir(host, guest, _optional(d, "read-only", path, bool, "true or false", False)))
+    return WasiConfig(env, tuple(dirs))
 
 
 def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:

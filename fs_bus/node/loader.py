@@ -23,7 +23,7 @@ from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import ProcessorFactory
-from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
+from fs_bus.runtime.wasm import LoadedComponent, WasiGrants, WasmEngine, WasmProcessor
 from fs_bus.state.backend import SqliteBackend, StateBackend
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,9 @@ class Loader:
     def _wasm_factory(self, record: FunctionRecord, config: FunctionConfig,
                       component: LoadedComponent) -> ProcessorFactory:
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
+        # Exactly what the config grants; nothing else (see config key `wasi`).
+        grants = WasiGrants(env=dict(config.wasi.env), preopens=[(d.host, d.guest) for d in config.wasi.dirs],
+                            read_only=frozenset(d.guest for d in config.wasi.dirs if d.read_only))
 
         def factory(topic: str, partition: int) -> tuple[WasmProcessor, StateBackend]:
             directory = self.function_state_dir(record.name)
@@ -76,7 +79,8 @@ class Loader:
             try:
                 processor = WasmProcessor(self.engine, component, dict(config.init_config),
                                           function_name=record.name, call_timeout_s=budget, state=state,
-                                          log=guest_log)
+                                          log=guest_log, wasi=grants,
+                                          memory_limit_mb=config.processor_runtime.memory_limit_mb)
             except BaseException:
                 state.close()
                 raise
@@ -93,6 +97,7 @@ class Loader:
             return self._prepare_python_in_wasm(record, config, modules)
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
         memory = config.processor_runtime.memory_limit_mb or None
+        cpu = config.processor_runtime.cpu_limit_seconds or None
 
         from fs_bus.runtime.python import PythonProcessor  # only nodes that run Python functions need it
         from fs_bus.runtime.python import venv
@@ -108,7 +113,7 @@ class Loader:
             # The state lives in the function's own process, next to the user's code.
             return PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
                                    state_path=directory / f"{topic}-{partition}.sqlite", call_timeout_s=budget,
-                                   memory_limit_mb=memory, log=guest_log, python=python), None
+                                   memory_limit_mb=memory, cpu_limit_s=cpu, log=guest_log, python=python), None
         return factory
 
     def _prepare_python_in_wasm(self, record: FunctionRecord, config: FunctionConfig,

@@ -70,6 +70,22 @@ def trapping_upper_wasm() -> bytes:
     return bytes(wasmtime.wat2wasm(wat))
 
 
+def misbehaving_upper_wasm() -> bytes:
+    """upper, but a record starting with '+' grows memory 1 MiB at a time until a grow is
+    refused (then traps, as an allocator aborts), and one starting with '~' loops forever."""
+    import wasmtime
+
+    wat = UPPER_WAT.read_text().replace(
+        "      (local.set $p (local.get $ptr))\n",
+        "      (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 43)) (then (loop $grow\n"
+        "        (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))\n"
+        "        (br $grow))))\n"
+        "      (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 126)) (then (loop $spin (br $spin))))\n"
+        "      (local.set $p (local.get $ptr))\n", 1)
+    assert "(br $spin)" in wat
+    return bytes(wasmtime.wat2wasm(wat))
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result()
