@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, ChunkRef
 from fs_bus.errors import ArtifactError, KafkaUnavailable
+from fs_bus.kafka.clients import denied
 from fs_bus.kafka.topics import ARTIFACT_CHUNK_SIZE
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -38,6 +39,7 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
     chunks = split(data)
     refs: list[ChunkRef | None] = [None] * len(chunks)
     errors: list[str] = []
+    refusals: list[KafkaError] = []
     done = 0
 
     def on_delivery(index: int, size: int):
@@ -45,6 +47,7 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
             nonlocal done
             if err is not None:
                 errors.append(f"chunk {index}: {err.str()}")
+                refusals.append(err)
                 return
             refs[index] = ChunkRef(msg.partition(), msg.offset(), size)
             done += size
@@ -56,6 +59,9 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
         producer.produce(topic, key=chunk_key(sha, i), value=chunk, on_delivery=on_delivery(i, len(chunk)))
         producer.poll(0)
     remaining = producer.flush(timeout)
+    refused = denied(refusals[0] if refusals else None, "WRITE", f"topic {topic!r}", getattr(producer, "principal", ""))
+    if refused is not None:
+        raise refused
     if errors or remaining or any(r is None for r in refs):
         detail = "; ".join(errors) or f"{remaining} chunks unacknowledged after {timeout:.0f} s"
         raise KafkaUnavailable(f"uploading artifact {sha[:12]} to {topic!r} failed: {detail}")

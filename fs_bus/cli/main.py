@@ -6,6 +6,8 @@ Exit codes (scripts may rely on them):
   2  usage error or SQL syntax error
   3  Kafka cannot be reached
   4  the change is durable but the nodes did not confirm it in time (or none is alive)
+  5  Kafka refused access: bad credentials, or an ACL missing (the message names the
+     topic or group and the operation)
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import click
 from rich.console import Console
 
 from fs_bus import __version__
-from fs_bus.errors import FsBusError, KafkaUnavailable, SqlSyntaxError, WaitTimeout
+from fs_bus.errors import AccessDenied, FsBusError, KafkaUnavailable, SqlSyntaxError, WaitTimeout
 from fs_bus.kafka.settings import ENV_BOOTSTRAP, ENV_NAMESPACE
 
-EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 2, 3, 4
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT, EXIT_DENIED = 1, 2, 3, 4, 5
 
 err_console = Console(stderr=True)
 
@@ -31,6 +33,8 @@ err_console = Console(stderr=True)
 def exit_code(exc: FsBusError) -> int:
     if isinstance(exc, SqlSyntaxError):
         return EXIT_USAGE
+    if isinstance(exc, AccessDenied):
+        return EXIT_DENIED
     if isinstance(exc, KafkaUnavailable):
         return EXIT_UNREACHABLE
     if isinstance(exc, WaitTimeout):
@@ -43,7 +47,21 @@ def kafka_options(f):
                      help=f"Topic prefix of this fs-bus cluster [env {ENV_NAMESPACE}].")(f)
     f = click.option("--bootstrap-servers", "-b", envvar=ENV_BOOTSTRAP, default="127.0.0.1:9092",
                      show_default=True, help=f"Kafka bootstrap servers [env {ENV_BOOTSTRAP}].")(f)
+    f = click.option("--kafka-config", "-X", "kafka_config", multiple=True, callback=_properties, metavar="KEY=VALUE",
+                     help="A librdkafka property for every Kafka client (security.protocol=SASL_SSL, ...); "
+                          "repeatable; FS_BUS_KAFKA_<KEY> variables do the same and keep secrets off the "
+                          "command line.")(f)
     return f
+
+
+def _properties(_ctx, _param, values: tuple[str, ...]) -> dict[str, str]:
+    props = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        props[key.strip()] = value
+    return props
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,8 +80,12 @@ def cli(log_level: str) -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Artifact and compiled-component cache [default: $FS_BUS_CACHE_DIR or ~/.cache/fs-bus].")
 @click.option("--heartbeat-interval", type=float, default=2.0, show_default=True, help="Seconds between heartbeats.")
-def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir: Path | None,
-         heartbeat_interval: float) -> None:
+@click.option("--trusted-key", "trusted_keys", multiple=True, envvar="FS_BUS_TRUSTED_KEYS",
+              type=click.Path(path_type=Path),
+              help="An ed25519 public key (PEM) whose signatures this node accepts; repeatable. With any, the "
+                   "node runs only functions signed by one of them [env FS_BUS_TRUSTED_KEYS, space-separated].")
+def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], node_id: str | None,
+         cache_dir: Path | None, heartbeat_interval: float, trusted_keys: tuple[Path, ...]) -> None:
     """Run a node: follow the control topic and run the functions it describes."""
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.node.node import Node, NodeOptions
@@ -74,9 +96,9 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        n = Node(KafkaSettings.resolve(bootstrap_servers),
+        n = Node(KafkaSettings.resolve(bootstrap_servers, kafka_config),
                  NodeOptions(node_id=node_id or "", namespace=namespace, cache_dir=cache_dir,
-                             heartbeat_interval_s=heartbeat_interval))
+                             heartbeat_interval_s=heartbeat_interval, trusted_keys=trusted_keys))
         n.run(stop)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -90,7 +112,11 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
 @click.option("--timeout", type=float, default=30.0, show_default=True,
               help="Seconds to wait for the nodes to confirm each change.")
 @click.option("--no-wait", is_flag=True, help="Return once each change is durable, without waiting for nodes.")
-def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool) -> None:
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="FS_BUS_SIGNING_KEY", default=None,
+              help="An ed25519 private key (PEM) that signs the functions CREATE FUNCTION uploads "
+                   "[env FS_BUS_SIGNING_KEY].")
+def sql(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], text: str | None, file,
+        timeout: float, no_wait: bool, signing_key: Path | None) -> None:
     """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS.
 
     Without -e or -f, reads statements from standard input when it is piped, else
@@ -103,7 +129,13 @@ def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout:
         raise click.UsageError("give either -e or -f, not both")
     # Piped output keeps one line per function, whatever the terminal's width.
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
+    try:
+        client = FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
+                          kafka_config=kafka_config, signing_key=signing_key)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    with client:
         runner = SqlRunner(client, console, wait=not no_wait, timeout=timeout)
         if text is None and file is None:
             if not sys.stdin.isatty():  # piped statements run as a script, as psql does
@@ -142,7 +174,8 @@ def run_script(runner, script: str) -> int:
 @click.argument("payload", required=False)
 @click.option("--payload-file", type=click.File("rb"), default=None, help="Read the payload from a file ('-': stdin).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the answer.")
-def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None, payload_file, timeout: float) -> None:
+def call(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, payload: str | None,
+         payload_file, timeout: float) -> None:
     """Call function NAME's fs-custom export with PAYLOAD and print its answer.
 
     The instance owning the function's first input partition answers, with that
@@ -154,7 +187,8 @@ def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None,
         raise click.UsageError("give the payload as an argument or with --payload-file, not both")
     data = payload.encode() if payload is not None else payload_file.read()
     try:
-        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
+        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
+                      kafka_config=kafka_config) as client:
             answer = client.call_function(name, data, timeout=timeout)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)

@@ -13,6 +13,7 @@ from typing import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from fs_bus.errors import KafkaUnavailable
+from fs_bus.kafka.clients import denied
 
 
 class TopicReader:
@@ -22,6 +23,10 @@ class TopicReader:
         self.consumer = consumer
         self.topic = topic
         md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        refused = denied(md.error if md is not None else None, "DESCRIBE", f"topic {topic!r}",
+                         getattr(consumer, "principal", ""))
+        if refused is not None:
+            raise refused
         if md is None or md.error is not None or not md.partitions:
             raise KafkaUnavailable(f"topic {topic!r} is not available: {md.error if md else 'missing'}")
         self.partitions = sorted(md.partitions)
@@ -52,8 +57,13 @@ class TopicReader:
         for m in msgs:
             err = m.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
+                # A reader uses no group, but librdkafka still looks for the coordinator of
+                # its throwaway group.id: a principal without group ACLs reads on regardless.
+                if err.code() in (KafkaError._PARTITION_EOF, KafkaError.GROUP_AUTHORIZATION_FAILED):
                     continue
+                refused = denied(err, "READ", f"topic {self.topic!r}", getattr(self.consumer, "principal", ""))
+                if refused is not None:
+                    raise refused
                 if err.fatal():
                     raise KafkaUnavailable(f"reading {self.topic}: {err.str()}")
                 continue  # transient; librdkafka retries

@@ -17,6 +17,7 @@ from pathlib import Path
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.cache import ArtifactCache
 from fs_bus.artifacts.python_bundle import PythonBundle, unpack
+from fs_bus.artifacts.signing import TrustedKeys
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.control.records import ArtifactKind, FunctionRecord
 from fs_bus.errors import InvalidArtifact
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 class Loader:
     def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path,
-                 venv_dir: Path, engine_cache_dir: Path):
+                 venv_dir: Path, engine_cache_dir: Path, trusted: TrustedKeys | None = None):
         self.settings = settings
         self.cache = cache
         self.engine = engine
@@ -39,6 +40,7 @@ class Loader:
         self.venv_dir = venv_dir  # environments for Python functions' requirements
         self.engine_cache_dir = engine_cache_dir  # built runtime components live beside compiled ones
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
+        self.trusted = trusted  # when set, only artifacts signed by one of these keys run
 
     def artifact(self, record: FunctionRecord) -> bytes:
         manifest = record.artifact
@@ -56,6 +58,8 @@ class Loader:
         return data
 
     def prepare(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
+        if self.trusted is not None:  # before a byte is fetched
+            self.trusted.verify(record.name, record.config_yaml, record.artifact)
         if config.type is TaskType.PYTHON:
             return self._prepare_python(record, config)
         if record.artifact.kind is not ArtifactKind.WASM_COMPONENT:
