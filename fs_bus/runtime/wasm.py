@@ -270,10 +270,10 @@ class WasmEngine:
                 # Read, don't mmap (deserialize_file): a component mapped from the
                 # file would fault (SIGBUS) if anyone truncated or rewrote the file
                 # in place while it is alive. The copy costs milliseconds.
-                component = wc.Component.deserialize(self.engine, path.read_bytes())
+                component = wc.Component.deserialize(self.engine, _verified(path.read_bytes()))
                 self.deserialized += 1
                 return component, True
-            except (OSError, wasmtime.WasmtimeError) as e:
+            except (OSError, ValueError, wasmtime.WasmtimeError) as e:
                 # Corrupt, truncated, or written by another wasmtime/config: rebuild it.
                 log.warning("compiled cache %s is unusable (%s); recompiling", path, _first_line(str(e)))
         try:
@@ -289,7 +289,7 @@ class WasmEngine:
         # tmp file + rename in the same directory: a concurrent reader (or a node
         # that crashed mid-write) never sees half a file under the final name.
         try:
-            data = component.serialize()
+            data = _sealed(component.serialize())
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -849,6 +849,23 @@ class WasmProcessor:
 
 
 # --- helpers ------------------------------------------------------------------
+
+
+# The compiled cache is native code that wasmtime maps and runs without checking it
+# beyond its header: a flipped bit on disk would run as corrupt machine code. Each
+# file therefore ends with the sha256 of what precedes it, checked before use.
+_SEAL = b"fs-bus-sha256:"
+
+
+def _sealed(data: bytes) -> bytes:
+    return data + _SEAL + hashlib.sha256(data).digest()
+
+
+def _verified(sealed: bytes) -> bytes:
+    data, seal, digest = sealed[:-46], sealed[-46:-32], sealed[-32:]
+    if seal != _SEAL or hashlib.sha256(data).digest() != digest:
+        raise ValueError("its sha256 does not match its content (corrupt or from an older fs-bus)")
+    return data
 
 
 class _NotProvided(Exception):

@@ -496,7 +496,10 @@ def test_corrupt_compiled_cache_is_recompiled(tmp_path: Path, upper_wasm: bytes)
         e1.load(h, upper_wasm)
         path = e1.cache_path(h)
     assert path is not None
-    for corrupt in [b"not a compiled component", path.read_bytes()[: 100]]:
+    good = path.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x01  # one bit in the native code: wasmtime alone would run it
+    for corrupt in [b"not a compiled component", good[: 100], bytes(flipped)]:
         path.write_bytes(corrupt)
         with WasmEngine(tmp_path) as e2:
             loaded = e2.load(h, upper_wasm)
