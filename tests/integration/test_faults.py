@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fs_bus.client import FsClient
 from fs_bus.local.broker import BrokerSpec, LocalBroker, free_port, resolve_kafka_classpath
@@ -141,3 +141,63 @@ def test_a_corrupt_cached_artifact_and_compiled_component_are_detected_and_repla
     finally:
         again.close()
         out.close()
+
+
+def _client_quota(bootstrap: str, client_id: str, producer_byte_rate: int | None) -> None:
+    """Throttle (or stop throttling) one client's writes on the broker, with Kafka's own tool."""
+    import socket
+    import subprocess
+
+    from fs_bus.local.broker import check_java
+
+    change = (["--add-config", f"producer_byte_rate={producer_byte_rate}"] if producer_byte_rate
+              else ["--delete-config", "producer_byte_rate"])
+    subprocess.run([check_java(), "-cp", resolve_kafka_classpath(), "kafka.admin.ConfigCommand",
+                    "--bootstrap-server", bootstrap, "--alter", *change, "--entity-type", "clients",
+                    "--entity-name", f"fs-bus-{client_id}-{socket.gethostname()}"],
+                   check=True, capture_output=True, timeout=120)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_slow_output_holds_the_function_back_with_bounded_memory(bootstrap_servers, namespace, client, nodes):
+    """The output is throttled by a broker quota: the node reads no further ahead than its
+    buffers allow (memory stays flat under a 40 MB backlog), and nothing is committed past
+    an output that was not written."""
+    records, size, rate = 40_000, 1000, 50_000  # 40 MB in; the output may write 50 kB/s
+    name, src, dst = f"slow-{namespace}", f"{namespace}-in", f"{namespace}-out"
+    group = f"{src}-{name}"
+    node = nodes("n1")
+    _client_quota(bootstrap_servers, f"fn-{name}", rate)  # a fresh client id: no need to lift it after
+    config = upper_config(bootstrap_servers, name, src, dst).replace(
+        "        auto.offset.reset: earliest\n",
+        "        auto.offset.reset: earliest\n        queued.max.messages.kbytes: 2048\n")
+    config += "    runtime: {channel-capacity: 1000}\n"
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(), config)
+    baseline = _rss_mb(node.proc.pid)
+    produce(bootstrap_servers, src, [(b"%d" % i, b"x" * size) for i in range(records)])
+    out = OutputReader(bootstrap_servers, dst)
+    samples = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the throttled phase, sampled as it runs
+        samples.append(_rss_mb(node.proc.pid))
+        out.poll()
+    assert node.proc.poll() is None
+    offsets = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group})
+    committed = offsets.committed([TopicPartition(src, 0)], timeout=10)[0].offset
+    offsets.close()
+    # At-least-once: every record before the committed offset has its output written.
+    before = {b"%d" % i for i in range(committed)}
+    written = wait_until(lambda: before <= (w := {k for k, _ in out.poll()}) and w, 60,
+                         f"the outputs of the {committed} committed records")
+    out.close()
+    print(f"backpressure: {records} records of {size} B in; {len(written)} out in 15 s at {rate // 1000} kB/s, "
+          f"{committed} committed; node RSS {baseline:.0f} MB before, at most {max(samples):.0f} MB")
+    assert 0 < committed < records / 4  # the output really held the function back
+    # Far less than the 40 MB backlog stayed in the node: it held back what it could not write.
+    assert max(samples) - baseline < 20, samples
