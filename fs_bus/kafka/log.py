@@ -16,13 +16,23 @@ from fs_bus.errors import KafkaUnavailable
 from fs_bus.kafka.clients import denied
 
 
+_NOT_YET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE)
+
+
 class TopicReader:
     """Follows every partition of one topic from the beginning (or its end), without a group."""
 
     def __init__(self, consumer: Consumer, topic: str, timeout: float = 10.0, from_end: bool = False):
         self.consumer = consumer
         self.topic = topic
+        deadline = time.monotonic() + timeout
         md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        # A topic created a moment ago (by this client or a node starting next to it)
+        # may not be in the broker's metadata yet: that passes within moments.
+        while (md is not None and md.error is not None and md.error.code() in _NOT_YET
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+            md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         refused = denied(md.error if md is not None else None, "DESCRIBE", f"topic {topic!r}",
                          getattr(consumer, "principal", ""))
         if refused is not None:
