@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -86,9 +88,10 @@ def unpack(data: bytes) -> tuple[PythonBundle, frozenset[str]]:
                     modules.append((name, z.read(module_path(name, name in packages))))
                 except KeyError:
                     raise InvalidArtifact(f"python artifact lists module {name!r} but does not hold its source") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError,
-            UnicodeDecodeError) as exc:
-        # A corrupt zip fails in zipfile, in zlib or in json, each with its own exception type.
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, NotImplementedError, RuntimeError,
+            ValueError, struct.error) as exc:
+        # A corrupt zip fails in zipfile, in its decompressors (zlib, bz2's OSError, lzma)
+        # or in json, each with its own exception type.
         raise InvalidArtifact(f"python artifact is not a readable bundle: {type(exc).__name__}: {exc}") from None
     bundle = PythonBundle(class_name, tuple(modules))
     validate(bundle)

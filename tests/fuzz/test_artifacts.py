@@ -4,7 +4,9 @@ bytes with an ArtifactError / InvalidArtifact and nothing else."""
 from __future__ import annotations
 
 import hashlib
+import io
 import random
+import zipfile
 
 from confluent_kafka import KafkaError
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -131,6 +133,18 @@ _MODULES = (("pkg", b"VERSION = 1\n"), ("pkg.util", b"def f(x):\n    return x\n"
 BUNDLES = [pack(PythonBundle("App", _MODULES), frozenset({"pkg"})),
            pack(PythonBundle("App", _MODULES[2:])),
            pack(PythonBundle("B", (("b", b"x" * 5000),)))]
+
+
+def _recompressed(bundle: bytes, method: int) -> bytes:
+    """The same bundle with another zip compression method: each has its own decoder to break."""
+    source, buf = zipfile.ZipFile(io.BytesIO(bundle)), io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as z:
+        for info in source.infolist():
+            z.writestr(info.filename, source.read(info))
+    return buf.getvalue()
+
+
+BUNDLES += [_recompressed(BUNDLES[0], m) for m in (zipfile.ZIP_STORED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)]
 
 
 @FUZZ
