@@ -74,6 +74,20 @@ class KafkaUnavailable(FsBusError):
     """The Kafka cluster cannot be reached or refused an operation."""
 
 
+class AccessDenied(FsBusError):
+    """Kafka refused the credentials, or an operation on a topic or group (ACLs).
+
+    ``operation`` (READ, WRITE, DESCRIBE, CREATE, ...), ``resource`` (``topic 'x'``,
+    ``group 'g'``) and ``principal`` (``User:alice``) say what was refused to whom.
+    """
+
+    def __init__(self, message: str, *, operation: str = "", resource: str = "", principal: str = ""):
+        self.operation = operation
+        self.resource = resource
+        self.principal = principal
+        super().__init__(message)
+
+
 class WaitTimeout(FsBusError):
     """The record is durable, but the nodes did not report the new state in time."""
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
+
+from fs_bus.errors import ArtifactError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ArtifactCache:
@@ -18,6 +23,9 @@ class ArtifactCache:
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
+        # The hash comes from a control record anyone may write: it must not name a path.
+        if not _SHA256.fullmatch(sha256):
+            raise ArtifactError(f"artifact hash {sha256[:80]!r} is not a sha256 (64 lowercase hex digits)")
         return self.directory / f"{sha256}.bin"
 
     def get(self, sha256: str) -> bytes | None:

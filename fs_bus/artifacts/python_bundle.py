@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from fs_bus.errors import InvalidArtifact
@@ -21,6 +24,8 @@ MANIFEST = "fs-bus-python.json"
 FORMAT = 1
 _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# Sources are small; a bundle claiming more (a zip bomb) is refused before it is inflated.
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,22 +65,35 @@ def unpack(data: bytes) -> tuple[PythonBundle, frozenset[str]]:
     """Read a bundle back; raise ``InvalidArtifact`` saying what is wrong with it."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
+            unpacked = sum(info.file_size for info in z.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise InvalidArtifact(f"python artifact unpacks to {unpacked} bytes, more than the "
+                                      f"{MAX_UNPACKED_BYTES} a bundle of sources may have")
             try:
                 manifest = json.loads(z.read(MANIFEST))
             except KeyError:
                 raise InvalidArtifact(f"python artifact has no {MANIFEST}") from None
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
                 raise InvalidArtifact(f"python artifact {MANIFEST} is not format {FORMAT}: {manifest!r:.200}")
-            packages = frozenset(manifest.get("packages", []))
+            names, package_names = manifest.get("modules", []), manifest.get("packages", [])
+            class_name = manifest.get("class_name", "")
+            if not (isinstance(names, list) and isinstance(package_names, list) and isinstance(class_name, str)
+                    and all(isinstance(n, str) for n in names + package_names)):
+                raise InvalidArtifact(f"python artifact {MANIFEST} needs class_name as a string and modules and "
+                                      f"packages as lists of module names: {manifest!r:.200}")
+            packages = frozenset(package_names)
             modules = []
-            for name in manifest.get("modules", []):
+            for name in names:
                 try:
                     modules.append((name, z.read(module_path(name, name in packages))))
                 except KeyError:
                     raise InvalidArtifact(f"python artifact lists module {name!r} but does not hold its source") from None
-    except (zipfile.BadZipFile, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArtifact(f"python artifact is not a readable bundle: {exc}") from None
-    bundle = PythonBundle(manifest.get("class_name", ""), tuple(modules))
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, NotImplementedError, RuntimeError,
+            ValueError, struct.error) as exc:
+        # A corrupt zip fails in zipfile, in its decompressors (zlib, bz2's OSError, lzma)
+        # or in json, each with its own exception type.
+        raise InvalidArtifact(f"python artifact is not a readable bundle: {type(exc).__name__}: {exc}") from None
+    bundle = PythonBundle(class_name, tuple(modules))
     validate(bundle)
     return bundle, packages
 

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, ChunkRef
 from fs_bus.errors import ArtifactError, KafkaUnavailable
+from fs_bus.kafka.clients import denied
 from fs_bus.kafka.topics import ARTIFACT_CHUNK_SIZE
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -38,6 +39,7 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
     chunks = split(data)
     refs: list[ChunkRef | None] = [None] * len(chunks)
     errors: list[str] = []
+    refusals: list[KafkaError] = []
     done = 0
 
     def on_delivery(index: int, size: int):
@@ -45,6 +47,7 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
             nonlocal done
             if err is not None:
                 errors.append(f"chunk {index}: {err.str()}")
+                refusals.append(err)
                 return
             refs[index] = ChunkRef(msg.partition(), msg.offset(), size)
             done += size
@@ -56,10 +59,40 @@ def upload(producer: Producer, topic: str, data: bytes, kind: ArtifactKind,
         producer.produce(topic, key=chunk_key(sha, i), value=chunk, on_delivery=on_delivery(i, len(chunk)))
         producer.poll(0)
     remaining = producer.flush(timeout)
+    refused = denied(refusals[0] if refusals else None, "WRITE", f"topic {topic!r}", getattr(producer, "principal", ""))
+    if refused is not None:
+        raise refused
     if errors or remaining or any(r is None for r in refs):
         detail = "; ".join(errors) or f"{remaining} chunks unacknowledged after {timeout:.0f} s"
         raise KafkaUnavailable(f"uploading artifact {sha[:12]} to {topic!r} failed: {detail}")
     return ArtifactManifest(sha256=sha, size=len(data), kind=kind, topic=topic, chunks=tuple(r for r in refs if r))
+
+
+# What a node agrees to download for one artifact (a 20-30 MB component is typical).
+MAX_ARTIFACT_SIZE = 512 * 1024 * 1024
+
+
+def check_manifest(manifest: ArtifactManifest) -> None:
+    """Refuse a manifest that cannot describe an artifact fs-bus wrote, before reading anything.
+
+    Anyone who can write the control topic can write a manifest, so its numbers
+    bound what the node allocates and where it seeks.
+    """
+    def bad(why: str) -> ArtifactError:
+        return ArtifactError(f"artifact {manifest.sha256[:12]!r}: manifest {why}; recreate the function")
+
+    if len(manifest.sha256) != 64 or any(c not in "0123456789abcdef" for c in manifest.sha256):
+        raise bad("has no sha256 (64 hex digits)")
+    if not 0 <= manifest.size <= MAX_ARTIFACT_SIZE:
+        raise bad(f"says {manifest.size} bytes, outside 0..{MAX_ARTIFACT_SIZE}")
+    if not manifest.chunks:
+        raise bad("lists no chunks")
+    for i, c in enumerate(manifest.chunks):
+        if c.partition < 0 or c.offset < 0 or not 0 <= c.size <= 2 * ARTIFACT_CHUNK_SIZE:
+            raise bad(f"chunk {i} has partition {c.partition}, offset {c.offset}, size {c.size}")
+    total = sum(c.size for c in manifest.chunks)
+    if total != manifest.size:
+        raise bad(f"chunks add up to {total} bytes, not the {manifest.size} it says")
 
 
 def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
@@ -69,6 +102,7 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
     Chunks are usually contiguous, so one assignment at the first offset reads
     them all in a single pass; a gap just means seeking on.
     """
+    check_manifest(manifest)
     parts: list[bytes | None] = [None] * len(manifest.chunks)
     wanted = {(c.partition, c.offset): i for i, c in enumerate(manifest.chunks)}
     deadline = time.monotonic() + timeout
@@ -96,6 +130,11 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
                     raise ArtifactError(
                         f"artifact {manifest.sha256[:12]}: {manifest.topic}[{msg.partition()}]@{msg.offset()} "
                         f"holds {msg.key()!r}, not chunk {index} (manifest points at the wrong offsets)")
+                if len(msg.value()) != manifest.chunks[index].size:
+                    raise ArtifactError(
+                        f"artifact {manifest.sha256[:12]}: chunk {index} at {manifest.topic}[{msg.partition()}]"
+                        f"@{msg.offset()} holds {len(msg.value())} bytes, the manifest says "
+                        f"{manifest.chunks[index].size}; refusing to run it")
                 parts[index] = msg.value()
                 if progress:
                     progress(sum(len(p) for p in parts if p is not None), manifest.size)

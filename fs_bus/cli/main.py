@@ -15,10 +15,10 @@ import click
 from rich.console import Console
 
 from fs_bus import __version__
-from fs_bus.errors import FsBusError, KafkaUnavailable, SqlSyntaxError, WaitTimeout
+from fs_bus.errors import AccessDenied, FsBusError, KafkaUnavailable, SqlSyntaxError, WaitTimeout
 from fs_bus.kafka.settings import ENV_BOOTSTRAP, ENV_NAMESPACE
 
-EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT = 1, 2, 3, 4
+EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT, EXIT_DENIED = 1, 2, 3, 4, 5
 
 err_console = Console(stderr=True)
 
@@ -26,6 +26,8 @@ err_console = Console(stderr=True)
 def exit_code(exc: FsBusError) -> int:
     if isinstance(exc, SqlSyntaxError):
         return EXIT_USAGE
+    if isinstance(exc, AccessDenied):
+        return EXIT_DENIED
     if isinstance(exc, KafkaUnavailable):
         return EXIT_UNREACHABLE
     if isinstance(exc, WaitTimeout):
@@ -61,7 +63,21 @@ def kafka_options(f):
                      help=f"Topic prefix of this fs-bus cluster [env {ENV_NAMESPACE}].")(f)
     f = click.option("--bootstrap-servers", "-b", envvar=ENV_BOOTSTRAP, default="127.0.0.1:9092",
                      show_default=True, help=f"Kafka bootstrap servers [env {ENV_BOOTSTRAP}].")(f)
+    f = click.option("--kafka-config", "-X", "kafka_config", multiple=True, callback=_properties, metavar="KEY=VALUE",
+                     help="A librdkafka property for every Kafka client (security.protocol=SASL_SSL, ...); "
+                          "repeatable; FS_BUS_KAFKA_<KEY> variables do the same and keep secrets off the "
+                          "command line.")(f)
     return f
+
+
+def _properties(_ctx, _param, values: tuple[str, ...]) -> dict[str, str]:
+    props = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        props[key.strip()] = value
+    return props
 
 
 def output_option(f):
@@ -76,7 +92,9 @@ Exit codes:
      fs-bus decode: a record could not be decoded; fs-bus local status: not running)
   2  usage error or SQL syntax error (the message points at the position)
   3  Kafka cannot be reached
-  4  the change is durable but the nodes did not confirm it in time (or none is alive)"""
+  4  the change is durable but the nodes did not confirm it in time (or none is alive)
+  5  Kafka refused access: bad credentials, or an ACL missing (the message names the
+     topic or group and the operation)"""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
@@ -95,8 +113,12 @@ def cli(log_level: str) -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Artifact and compiled-component cache [default: $FS_BUS_CACHE_DIR or ~/.cache/fs-bus].")
 @click.option("--heartbeat-interval", type=float, default=2.0, show_default=True, help="Seconds between heartbeats.")
-def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir: Path | None,
-         heartbeat_interval: float) -> None:
+@click.option("--trusted-key", "trusted_keys", multiple=True, envvar="FS_BUS_TRUSTED_KEYS",
+              type=click.Path(path_type=Path),
+              help="An ed25519 public key (PEM) whose signatures this node accepts; repeatable. With any, the "
+                   "node runs only functions signed by one of them [env FS_BUS_TRUSTED_KEYS, space-separated].")
+def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], node_id: str | None,
+         cache_dir: Path | None, heartbeat_interval: float, trusted_keys: tuple[Path, ...]) -> None:
     """Run a node: follow the control topic and run the functions it describes."""
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.node.node import Node, NodeOptions
@@ -107,9 +129,9 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        n = Node(KafkaSettings.resolve(bootstrap_servers),
+        n = Node(KafkaSettings.resolve(bootstrap_servers, kafka_config),
                  NodeOptions(node_id=node_id or "", namespace=namespace, cache_dir=cache_dir,
-                             heartbeat_interval_s=heartbeat_interval))
+                             heartbeat_interval_s=heartbeat_interval, trusted_keys=trusted_keys))
         n.run(stop)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -124,8 +146,11 @@ def node(bootstrap_servers: str, namespace: str, node_id: str | None, cache_dir:
               help="Seconds to wait for the nodes to confirm each change.")
 @click.option("--no-wait", is_flag=True, help="Return once each change is durable, without waiting for nodes.")
 @output_option
-def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout: float, no_wait: bool,
-        output: str) -> None:
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="FS_BUS_SIGNING_KEY", default=None,
+              help="An ed25519 private key (PEM) that signs the functions CREATE FUNCTION uploads "
+                   "[env FS_BUS_SIGNING_KEY].")
+def sql(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], text: str | None, file,
+        timeout: float, no_wait: bool, output: str, signing_key: Path | None) -> None:
     """Manage functions with SQL: CREATE FUNCTION WITH (...), START/STOP/DROP FUNCTION name, SHOW FUNCTIONS,
     DESCRIBE FUNCTION name, START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '...'.
 
@@ -141,8 +166,13 @@ def sql(bootstrap_servers: str, namespace: str, text: str | None, file, timeout:
     # Piped output keeps one line per function, whatever the terminal's width.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     bar = TransferBar("uploading artifact", err_console)
-    with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
-                  progress=bar) as client:
+    try:
+        client = FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
+                          kafka_config=kafka_config, signing_key=signing_key, progress=bar)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    with client:
         runner = SqlRunner(client, console, wait=not no_wait, timeout=timeout, output=output)
         if text is None and file is None:
             if not sys.stdin.isatty():  # piped statements run as a script, as psql does
@@ -188,7 +218,8 @@ def _statement_failed(runner, exc: Exception, code: int) -> int:
 @click.argument("payload", required=False)
 @click.option("--payload-file", type=click.File("rb"), default=None, help="Read the payload from a file ('-': stdin).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the answer.")
-def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None, payload_file, timeout: float) -> None:
+def call(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, payload: str | None,
+         payload_file, timeout: float) -> None:
     """Call function NAME's fs-custom export with PAYLOAD and print its answer.
 
     The instance owning the function's first input partition answers, with that
@@ -200,7 +231,8 @@ def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None,
         raise click.UsageError("give the payload as an argument or with --payload-file, not both")
     data = payload.encode() if payload is not None else payload_file.read()
     try:
-        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout) as client:
+        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
+                      kafka_config=kafka_config) as client:
             answer = client.call_function(name, data, timeout=timeout)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -215,7 +247,7 @@ def call(bootstrap_servers: str, namespace: str, name: str, payload: str | None,
 @kafka_options
 @click.argument("name", shell_complete=complete_function_names)
 @output_option
-def describe(bootstrap_servers: str, namespace: str, name: str, output: str) -> None:
+def describe(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, output: str) -> None:
     """Show function NAME: its record and config, each node's state and partitions, and the lag per partition."""
     import dataclasses
     import json
@@ -224,7 +256,7 @@ def describe(bootstrap_servers: str, namespace: str, name: str, output: str) -> 
     from fs_bus.sql.runner import render_description
 
     try:
-        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace) as client:
+        with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, kafka_config=kafka_config) as client:
             description = client.describe_function(name)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -243,7 +275,8 @@ def describe(bootstrap_servers: str, namespace: str, name: str, output: str) -> 
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Where to write it ('-': stdout) [default: NAME.wasm, or NAME.fsb for Python modules].")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for the chunks.")
-def fetch(bootstrap_servers: str, namespace: str, name: str, out: str | None, timeout: float) -> None:
+def fetch(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, out: str | None,
+          timeout: float) -> None:
     """Download function NAME's artifact from Kafka, as a node does (sha256-checked).
 
     A WebAssembly function gives its .wasm component; a type: python function the
@@ -256,7 +289,7 @@ def fetch(bootstrap_servers: str, namespace: str, name: str, out: str | None, ti
     bar = TransferBar(f"downloading {name}", err_console)
     try:
         with FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
-                      progress=bar) as client:
+                      kafka_config=kafka_config, progress=bar) as client:
             manifest, data = client.download_artifact(name, timeout=timeout)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)

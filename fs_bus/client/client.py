@@ -10,7 +10,9 @@ once durable with ``wait=False``.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import fnmatch
+import os
 import getpass
 import hashlib
 import keyword
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.python_bundle import _MODULE_RE as _MODULE_NAME_RE
 from fs_bus.artifacts.python_bundle import PythonBundle, pack
+from fs_bus.artifacts.signing import SigningKey
 from fs_bus.artifacts.python_bundle import validate as validate_bundle
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.config.validate import parse_config
@@ -34,8 +37,8 @@ from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, Sh
 from fs_bus.client.python_modules import collect_modules
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.errors import (
-    CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact, InvalidConfig,
-    NoLiveNodes, WaitTimeout,
+    AccessDenied, CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact,
+    InvalidConfig, NoLiveNodes, WaitTimeout,
 )
 from fs_bus.kafka import clients, groups
 from fs_bus.kafka.clients import produce_durably
@@ -46,6 +49,7 @@ from fs_bus.state.changelog import changelog_topic
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
 
+ENV_SIGNING_KEY = "FS_BUS_SIGNING_KEY"  # a PEM ed25519 private key file that signs created functions
 WASM_MAGIC = b"\x00asm"
 COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
 Progress = Callable[[int, int], None]
@@ -75,7 +79,8 @@ class FsClient:
 
     def __init__(self, bootstrap_servers: str | None = None, *, host: str | None = None, port: int | None = None,
                  namespace: str | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 kafka_config: Mapping[str, str] | None = None, progress: Progress | None = None):
+                 kafka_config: Mapping[str, str] | None = None, progress: Progress | None = None,
+                 signing_key: str | Path | None = None):
         if bootstrap_servers is None and host is not None:
             bootstrap_servers = f"{host}:{port or 9092}"
         self.settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
@@ -86,6 +91,9 @@ class FsClient:
         self._producer = None
         self._topics_checked = False
         self.user = f"{getpass.getuser()}@{socket.gethostname()}"
+        # Records this client creates are signed when it has a key (nodes may demand it).
+        key_path = signing_key or os.environ.get(ENV_SIGNING_KEY)
+        self._signer = SigningKey.load(key_path) if key_path else None
 
     # --- context management ---
 
@@ -312,6 +320,10 @@ class FsClient:
         if config.name in state.table:
             raise FunctionAlreadyExists(config.name)
         manifest = self._upload(artifact, kind, state)
+        # A signature covers one function's name and config: a manifest re-used from
+        # another function never keeps that one's signature.
+        signature, signed_by = self._signer.sign(config.name, text, manifest) if self._signer else (None, None)
+        manifest = dataclasses.replace(manifest, signature=signature, signed_by=signed_by)
         record = FunctionRecord(
             name=config.name, task_type=config.type.value, config_yaml=text, artifact=manifest,
             desired_state=DesiredState.RUNNING, revision=state.max_revision.get(config.name, 0) + 1,
@@ -377,14 +389,22 @@ class FsClient:
     def _producer_(self):
         if self._producer is None:
             self._ensure_topics()
-            self._producer = clients.producer(self.settings, "client")
+            # No idempotence: every write here is one record awaited alone, and a record
+            # written twice (a retry) is the same whole state twice. Without it a principal
+            # with no WRITE anywhere is refused on the topic, not on the cluster's producer ids.
+            self._producer = clients.producer(self.settings, "client", **{"enable.idempotence": False})
         return self._producer
 
     def _ensure_topics(self) -> None:
         if not self._topics_checked:
             admin = clients.admin(self.settings)
             clients.check_reachable(admin, self.settings.bootstrap_servers)
-            ensure_topics(admin, self.topics)
+            try:
+                ensure_topics(admin, self.topics)
+            except AccessDenied:
+                # A user need not see every topic of the namespace (a viewer reads only
+                # control and status): what this client lacks is refused, by name, on use.
+                pass
             self._topics_checked = True
 
     def _reader(self, topic: str) -> TopicReader:

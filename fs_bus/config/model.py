@@ -76,7 +76,10 @@ class ProcessorRuntime:
     """``processor-runtime`` keys. ``max_batch_size`` records are processed between
     two flush-and-commit points; ``control_timeout_ms`` bounds one call into user
     code (its time budget); ``memory_limit_mb`` caps a ``type: python`` function's
-    process (0: no cap); the idle keys are accepted for compatibility."""
+    process (its address space) and each WebAssembly instance's linear memory
+    (0: no cap); ``cpu_limit_seconds`` caps the CPU time one process of a
+    ``type: python`` function may use (0: no cap); the idle keys are accepted for
+    compatibility."""
 
     max_batch_size: int = 10_000  # a commit is a broker round trip: not every millisecond
     max_idle_count: int = 10_000
@@ -84,6 +87,25 @@ class ProcessorRuntime:
     control_timeout_ms: int = 5000
     control_max_retries: int = 3
     memory_limit_mb: int = 0
+    cpu_limit_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WasiDir:
+    """A host directory a WebAssembly guest may open, at ``guest`` in its filesystem."""
+
+    host: str
+    guest: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WasiConfig:
+    """What a WebAssembly guest may reach through WASI (the ``wasi`` key): nothing by
+    default. No network grant exists: sockets are always refused."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    dirs: tuple[WasiDir, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,7 @@ class FunctionConfig:
     error_policy: ErrorPolicy = ErrorPolicy.FAIL
     error_retries: int = 3  # times a failing record is tried again before the policy applies
     dead_letter_topic: str | None = None
+    wasi: WasiConfig = WasiConfig()  # what a component (or the wasm Python runtime) may reach
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

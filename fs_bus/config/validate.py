@@ -15,11 +15,16 @@ from typing import Any, Callable, TypeVar
 import yaml
 
 from fs_bus.config.model import (
-    ChannelRuntime, ErrorPolicy, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime, TaskType,
+    ChannelRuntime, ErrorPolicy, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime,
+    TaskType, WasiConfig, WasiDir,
 )
 from fs_bus.errors import InvalidConfig
 
 T = TypeVar("T")
+
+# A config is a few KB; anyone can write the control topic, so a bigger one is refused
+# before YAML parsing spends seconds and memory on it.
+MAX_CONFIG_BYTES = 256 * 1024
 
 # A function name becomes a Kafka record key, a status key and a SQL identifier.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -39,12 +44,13 @@ _PROCESSOR_RUNTIME_KEYS = {
     "control-timeout-ms": "control_timeout_ms",
     "control-max-retries": "control_max_retries",
     "memory-limit-mb": "memory_limit_mb",
+    "cpu-limit-seconds": "cpu_limit_seconds",
 }
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
-    "checkpoint_interval_seconds", "requirements", "python-runtime", "processing.guarantee", "commit.interval.ms",
-    "errors.policy", "errors.retries", "errors.deadletterqueue.topic.name",
+    "checkpoint_interval_seconds", "requirements", "python-runtime", "wasi", "processing.guarantee",
+    "commit.interval.ms", "errors.policy", "errors.retries", "errors.deadletterqueue.topic.name",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -61,13 +67,22 @@ def parse_config(text: str | bytes, *, default_type: TaskType | None = None) -> 
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidConfig(f"config is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise InvalidConfig(f"config is {len(text)} characters long, more than the {MAX_CONFIG_BYTES} a function "
+                            "config may have")
     try:
+        # Not the C loader: libyaml crashes the process on deeply nested input,
+        # where the Python one raises RecursionError.
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InvalidConfig(f"config is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise InvalidConfig("config nests too deeply to be a function config") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidConfig(f"config holds a value YAML cannot convert: {exc}") from None
     return validate_config(data, default_type=default_type)
 
 
@@ -119,6 +134,7 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         error_policy=policy,
         error_retries=retries,
         dead_letter_topic=dlq,
+        wasi=_wasi(top, type_),
         raw=top,
     )
 
@@ -250,6 +266,39 @@ def _guarantee(top: dict[str, Any], *, inputs: list[KafkaInput], outputs: tuple[
                 raise InvalidConfig(f"exactly_once needs the outputs on the inputs' cluster ({servers!r}), "
                                     f"not {out.bootstrap_servers!r}", f"outputs[{i}].bootstrap_servers")
     return guarantee
+
+
+def _wasi(top: dict[str, Any], type_: TaskType) -> WasiConfig:
+    """The WASI grants: environment variables and directories, nothing else."""
+    value = top.get("wasi")
+    if value is None:
+        return WasiConfig()
+    if type_ is TaskType.PYTHON and top.get("python-runtime") != "wasm":
+        raise InvalidConfig("applies to WebAssembly guests only (type: processor, or python-runtime: wasm); a "
+                            "python-runtime: process function is an OS process", "wasi")
+    m = _mapping(value, "wasi")
+    _known_keys(m, ("env", "dirs"), "wasi")
+    env: dict[str, str] = {}
+    if m.get("env") is not None:
+        for k, v in _mapping(m["env"], "wasi.env").items():
+            if not isinstance(v, (str, int, float)) or isinstance(v, bool) or "=" in k or not k:
+                raise InvalidConfig("must be a string (and the name non-empty, without '=')", f"wasi.env.{k}")
+            env[k] = str(v)
+    dirs = []
+    guests = set()
+    for i, raw in enumerate(_list(m, "dirs", "wasi", required=False)):
+        path = f"wasi.dirs[{i}]"
+        d = _mapping(raw, path)
+        _known_keys(d, ("host", "guest", "read-only"), path)
+        host, guest = _string(d, "host", path), _string(d, "guest", path)
+        for key, p in (("host", host), ("guest", guest)):
+            if not p.startswith("/") or "\0" in p or ".." in p.split("/"):
+                raise InvalidConfig(f"must be an absolute path without '..', not {p!r}", f"{path}.{key}")
+        if guest in guests:
+            raise InvalidConfig(f"{guest!r} is granted twice", f"{path}.guest")
+        guests.add(guest)
+        dirs.append(WasiDir(host, guest, _optional(d, "read-only", path, bool, "true or false", False)))
+    return WasiConfig(env, tuple(dirs))
 
 
 def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ class ArtifactManifest:
     kind: ArtifactKind
     topic: str
     chunks: tuple[ChunkRef, ...]
-    signature: bytes | None = None  # ed25519 over the sha256 hex, by the key signed_by names
+    signature: bytes | None = None  # ed25519, by the key signed_by names (see fs_bus.artifacts.signing)
     signed_by: str | None = None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from fs_bus.errors import KafkaUnavailable
+from fs_bus.errors import AccessDenied, KafkaUnavailable
 from fs_bus.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,52 @@ def _on_error(err: KafkaError) -> None:
     # librdkafka reports transient broker trouble here and retries by itself;
     # only fatal errors deserve more than a log line, and those surface on calls.
     log.debug("kafka: %s", err)
+    if err.code() in _AUTHENTICATION:
+        # Refused credentials look like an unreachable broker to every later call;
+        # remember why, so check_reachable can say it.
+        _refused_credentials.append(err.str())
+
+
+# Error codes meaning "not allowed", by what Kafka refused.
+_AUTHENTICATION = {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
+_AUTHORIZATION = {
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "group",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "cluster",
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "transactional id",
+}
+_refused_credentials: list[str] = []
+SECURITY_DOC = "docs/operations/security.md"
+
+
+def denied(err: KafkaError | None, operation: str, resource: str, principal: str = "") -> AccessDenied | None:
+    """An ``AccessDenied`` naming what was refused, if ``err`` is an authorization or
+    authentication failure; else None. ``resource`` reads like ``topic 'fs-bus.control'``."""
+    if err is None:
+        return None
+    who = principal or "the principal fs-bus authenticates as (FS_BUS_KAFKA_SASL_USERNAME, or the certificate)"
+    if err.code() in _AUTHENTICATION:
+        return AccessDenied(f"Kafka refused the credentials of {who}: {err.str()}; check the FS_BUS_KAFKA_* "
+                            "security settings", operation=operation, resource=resource, principal=principal)
+    kind = _AUTHORIZATION.get(err.code())
+    if kind is None:
+        return None
+    if kind != "topic" and not resource.startswith(kind):
+        resource = f"the {kind}" if kind == "cluster" else f"{kind} (of {resource})"
+    return AccessDenied(
+        f"Kafka denied {operation} on {resource} to {who} ({err.str()}): an operator must add an ACL "
+        f"allowing it (kafka-acls.sh --add --allow-principal ... --operation {operation.title()}); "
+        f"{SECURITY_DOC} lists what each role needs", operation=operation, resource=resource, principal=principal)
+
+
+class _Producer(Producer):
+    """A Producer that knows its principal, so a refused write can say who was refused."""
+
+    principal = ""
+
+
+class _Consumer(Consumer):
+    principal = ""
 
 
 def producer(settings: KafkaSettings, role: str, **overrides: Any) -> Producer:
@@ -44,7 +90,9 @@ def producer(settings: KafkaSettings, role: str, **overrides: Any) -> Producer:
         "logger": _rdkafka_log,
         **overrides,
     }
-    return Producer(conf)
+    made = _Producer(conf)
+    made.principal = settings.principal
+    return made
 
 
 def consumer(settings: KafkaSettings, role: str, group_id: str | None = None, **overrides: Any) -> Consumer:
@@ -62,19 +110,32 @@ def consumer(settings: KafkaSettings, role: str, group_id: str | None = None, **
         "logger": _rdkafka_log,
         **overrides,
     }
-    return Consumer(conf)
+    made = _Consumer(conf)
+    made.principal = settings.principal
+    return made
+
+
+class _Admin(AdminClient):
+    principal = ""
 
 
 def admin(settings: KafkaSettings) -> AdminClient:
-    return AdminClient({**settings.base(), "client.id": _client_id("admin"), "error_cb": _on_error,
-                        "logger": _rdkafka_log})
+    made = _Admin({**settings.base(), "client.id": _client_id("admin"), "error_cb": _on_error,
+                   "logger": _rdkafka_log})
+    made.principal = settings.principal
+    return made
 
 
 def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 10.0) -> None:
     """Fail fast with a clear message instead of librdkafka's silent retries."""
+    _refused_credentials.clear()
     try:
         admin_client.list_topics(timeout=timeout)
     except KafkaException as exc:
+        admin_client.poll(0)  # serves error_cb, which says whether the credentials were refused
+        if _refused_credentials:
+            raise AccessDenied(f"Kafka at {bootstrap} refused the credentials: {_refused_credentials[-1]}; check "
+                               f"the FS_BUS_KAFKA_* security settings ({SECURITY_DOC})") from None
         raise KafkaUnavailable(
             f"cannot reach Kafka at {bootstrap} ({exc.args[0].str() if exc.args else exc}); "
             "is the broker running? (`fs-bus local up` starts one; --bootstrap-servers or "
@@ -84,9 +145,16 @@ def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 
 def produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | None, timeout: float = 30.0) -> None:
     """Write one record and return once the broker acknowledged it (acks=all), or raise."""
     outcome: list = []
-    producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append(err))
-    producer.flush(timeout)
+    try:
+        producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: outcome.append(err))
+        producer.flush(timeout)
+    except KafkaException as exc:  # a fatal producer error, e.g. no producer id granted
+        refused = denied(exc.args[0], "WRITE", f"topic {topic!r}", getattr(producer, "principal", ""))
+        raise refused or KafkaUnavailable(f"write to {topic!r} failed: {exc.args[0].str()}") from None
     if not outcome:
         raise KafkaUnavailable(f"write to {topic!r} was not acknowledged within {timeout:.0f} s")
     if outcome[0] is not None:
+        refused = denied(outcome[0], "WRITE", f"topic {topic!r}", getattr(producer, "principal", ""))
+        if refused is not None:
+            raise refused
         raise KafkaUnavailable(f"write to {topic!r} failed: {outcome[0].str()}")

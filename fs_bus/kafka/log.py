@@ -13,6 +13,10 @@ from typing import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from fs_bus.errors import KafkaUnavailable
+from fs_bus.kafka.clients import denied
+
+
+_NOT_YET = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.LEADER_NOT_AVAILABLE)
 
 
 class TopicReader:
@@ -22,14 +26,19 @@ class TopicReader:
         self.consumer = consumer
         self.topic = topic
         deadline = time.monotonic() + timeout
-        while True:
-            # A topic created a moment ago may not be in every broker's metadata yet.
+        md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        # A topic created a moment ago (by this client or a node starting next to it)
+        # may not be in the broker's metadata yet: that passes within moments.
+        while (md is not None and md.error is not None and md.error.code() in _NOT_YET
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
             md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-            if md is not None and md.error is None and md.partitions:
-                break
-            if time.monotonic() > deadline:
-                raise KafkaUnavailable(f"topic {topic!r} is not available: {md.error if md else 'missing'}")
-            time.sleep(0.1)
+        refused = denied(md.error if md is not None else None, "DESCRIBE", f"topic {topic!r}",
+                         getattr(consumer, "principal", ""))
+        if refused is not None:
+            raise refused
+        if md is None or md.error is not None or not md.partitions:
+            raise KafkaUnavailable(f"topic {topic!r} is not available: {md.error if md else 'missing'}")
         self.partitions = sorted(md.partitions)
         self.positions = {p: 0 for p in self.partitions}  # next offset to read
         if from_end:
@@ -58,8 +67,13 @@ class TopicReader:
         for m in msgs:
             err = m.error()
             if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
+                # A reader uses no group, but librdkafka still looks for the coordinator of
+                # its throwaway group.id: a principal without group ACLs reads on regardless.
+                if err.code() in (KafkaError._PARTITION_EOF, KafkaError.GROUP_AUTHORIZATION_FAILED):
                     continue
+                refused = denied(err, "READ", f"topic {self.topic!r}", getattr(self.consumer, "principal", ""))
+                if refused is not None:
+                    raise refused
                 if err.fatal():
                     raise KafkaUnavailable(f"reading {self.topic}: {err.str()}")
                 continue  # transient; librdkafka retries

@@ -51,3 +51,15 @@ class KafkaSettings:
 
     def base(self) -> dict[str, str]:
         return {"bootstrap.servers": self.bootstrap_servers, **self.properties}
+
+    @property
+    def principal(self) -> str:
+        """Who Kafka sees, as ACLs name it (as far as the client can tell)."""
+        protocol = str(self.properties.get("security.protocol", "PLAINTEXT")).upper()
+        if protocol.startswith("SASL") and self.properties.get("sasl.username"):
+            return f"User:{self.properties['sasl.username']}"
+        if protocol == "SSL":
+            return "the principal of this client's certificate"
+        if protocol.startswith("SASL"):
+            return "the SASL principal of these credentials"
+        return "User:ANONYMOUS"

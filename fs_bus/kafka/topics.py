@@ -13,7 +13,8 @@ from typing import Mapping
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
-from fs_bus.errors import KafkaUnavailable, TopicMisconfigured
+from fs_bus.errors import AccessDenied, KafkaUnavailable, TopicMisconfigured
+from fs_bus.kafka.clients import SECURITY_DOC, denied
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,15 @@ def ensure_topics(admin: AdminClient, topics: Topics, overrides: Mapping[str, Ma
                 fut.result()
                 log.info("created topic %s", name)
             except KafkaException as exc:
+                who = getattr(admin, "principal", "")
+                if denied(exc.args[0], "CREATE", f"topic {name!r}", who) is not None:
+                    # A topic the principal may not DESCRIBE looks missing, so this is also
+                    # what a user without DESCRIBE on an existing topic sees.
+                    raise AccessDenied(
+                        f"topic {name!r} is not visible to {who or 'this principal'} (no DESCRIBE ACL) and it may not "
+                        f"create it (no CREATE ACL): an operator creates the namespace's topics and grants access; "
+                        f"{SECURITY_DOC} lists the ACLs of each role", operation="DESCRIBE",
+                        resource=f"topic {name!r}", principal=who) from None
                 if exc.args[0].code() != 36:
                     raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
                 present.append(name)  # TOPIC_ALREADY_EXISTS: someone else made it; check it like the rest
@@ -104,13 +114,21 @@ def _describe_configs(admin: AdminClient, name: str, timeout: float) -> dict:
             return fut.result()
         except KafkaException as exc:
             if exc.args[0].code() != 3 or time.monotonic() > deadline:  # UNKNOWN_TOPIC_OR_PART
-                raise KafkaUnavailable(f"cannot read the configs of topic {name!r}: {exc.args[0].str()}") from None
+                raise
             time.sleep(0.2)
 
 
 def _check_configs(admin: AdminClient, names: list[str], timeout: float) -> None:
     for name in names:
-        configs = _describe_configs(admin, name, timeout)
+        try:
+            configs = _describe_configs(admin, name, timeout)
+        except KafkaException as exc:
+            if denied(exc.args[0], "DESCRIBE_CONFIGS", name) is None:
+                raise KafkaUnavailable(f"cannot read the configs of topic {name!r}: {exc.args[0].str()}") from None
+            # Users and nodes need not read topic configs: the operator who made the
+            # topics checks them (any principal allowed DESCRIBE_CONFIGS does too).
+            log.debug("not allowed to check the configs of %s", name)
+            continue
         for key, want in _REQUIRED.items():
             have = configs[key].value if key in configs else None
             if have != want:

@@ -237,6 +237,34 @@ def _tail(path: Path, lines: int) -> str:
 
 
 @dataclass
+class SaslListener:
+    """A SASL/PLAIN listener with ACLs enforced (KRaft's StandardAuthorizer).
+
+    The PLAINTEXT listener stays for the broker's own traffic and for set-up: its
+    principal, ``User:ANONYMOUS``, is a super user, so only the SASL port tests access
+    control. ``users`` maps user names to passwords; ``super_users`` names users
+    that bypass ACLs (an operator).
+    """
+
+    port: int
+    users: dict[str, str]
+    super_users: tuple[str, ...] = ()
+
+    def config(self, host: str) -> dict[str, str]:
+        def quote(v: str) -> str:
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        users = " ".join(f"user_{name}={quote(pw)}" for name, pw in self.users.items())
+        return {
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{u}" for u in ("ANONYMOUS", *self.super_users)),
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+
+@dataclass
 class BrokerSpec:
     data_dir: Path
     port: int = 9092
@@ -244,6 +272,7 @@ class BrokerSpec:
     host: str = "127.0.0.1"
     heap: str = "512m"
     extra_config: dict[str, str] = field(default_factory=dict)
+    sasl: SaslListener | None = None  # a second listener with SASL/PLAIN and ACLs
 
 
 def _new_cluster_id() -> str:
@@ -437,15 +466,22 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         spec = self.spec
+        listeners = f"PLAINTEXT://{spec.host}:{spec.port},CONTROLLER://{spec.host}:{self._controller_port}"
+        advertised = f"PLAINTEXT://{spec.host}:{spec.port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if spec.sasl is not None:
+            listeners += f",SASL_PLAINTEXT://{spec.host}:{spec.sasl.port}"
+            advertised += f",SASL_PLAINTEXT://{spec.host}:{spec.sasl.port}"
+            protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
         config = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{spec.host}:{self._controller_port}",
-            "listeners": f"PLAINTEXT://{spec.host}:{spec.port},CONTROLLER://{spec.host}:{self._controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{spec.host}:{spec.port}",
+            "listeners": listeners,
+            "advertised.listeners": advertised,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": protocols,
             "log.dirs": str(self._log_dirs),
             "offsets.topic.replication.factor": "1",
             "transaction.state.log.replication.factor": "1",
@@ -458,6 +494,7 @@ class LocalBroker:
             # Compaction tests use a tiny segment.ms; the default 15 s backoff would make
             # every one of them wait for the cleaner.
             "log.cleaner.backoff.ms": "500",
+            **(spec.sasl.config(spec.host) if spec.sasl is not None else {}),
             **spec.extra_config,
         }
         text = "# written by fs_bus.local.broker on every start\n"

@@ -17,13 +17,14 @@ from pathlib import Path
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.cache import ArtifactCache
 from fs_bus.artifacts.python_bundle import PythonBundle, unpack
+from fs_bus.artifacts.signing import TrustedKeys
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.control.records import ArtifactKind, FunctionRecord
 from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import PartitionRuntime, ProcessorFactory
-from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
+from fs_bus.runtime.wasm import LoadedComponent, WasiGrants, WasmEngine, WasmProcessor
 from fs_bus.state.changelog import changelog_topic
 from fs_bus.state.restore import open_durable
 
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 class Loader:
     def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path,
-                 venv_dir: Path, engine_cache_dir: Path, namespace: str = "fs-bus"):
+                 venv_dir: Path, engine_cache_dir: Path, namespace: str = "fs-bus",
+                 trusted: TrustedKeys | None = None):
         self.settings = settings
         self.namespace = namespace
         self.cache = cache
@@ -41,6 +43,7 @@ class Loader:
         self.venv_dir = venv_dir  # environments for Python functions' requirements
         self.engine_cache_dir = engine_cache_dir  # built runtime components live beside compiled ones
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
+        self.trusted = trusted  # when set, only artifacts signed by one of these keys run
 
     def artifact(self, record: FunctionRecord) -> bytes:
         manifest = record.artifact
@@ -58,6 +61,8 @@ class Loader:
         return data
 
     def prepare(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
+        if self.trusted is not None:  # before a byte is fetched
+            self.trusted.verify(record.name, record.config_yaml, record.artifact)
         if config.type is TaskType.PYTHON:
             return self._prepare_python(record, config)
         if record.artifact.kind is not ArtifactKind.WASM_COMPONENT:
@@ -90,6 +95,9 @@ class Loader:
     def _wasm_factory(self, record: FunctionRecord, config: FunctionConfig,
                       component: LoadedComponent) -> ProcessorFactory:
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
+        # Exactly what the config grants; nothing else (see config key `wasi`).
+        grants = WasiGrants(env=dict(config.wasi.env), preopens=[(d.host, d.guest) for d in config.wasi.dirs],
+                            read_only=frozenset(d.guest for d in config.wasi.dirs if d.read_only))
 
         def factory(topic: str, partition: int) -> PartitionRuntime:
             state = self._restore(record, config, topic, partition)
@@ -97,7 +105,8 @@ class Loader:
             try:
                 processor = WasmProcessor(self.engine, component, dict(config.init_config),
                                           function_name=record.name, call_timeout_s=budget, state=state,
-                                          log=guest_log)
+                                          log=guest_log, wasi=grants,
+                                          memory_limit_mb=config.processor_runtime.memory_limit_mb)
             except BaseException:
                 state.close()
                 raise
@@ -115,6 +124,7 @@ class Loader:
             return self._prepare_python_in_wasm(record, config, modules)
         budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
         memory = config.processor_runtime.memory_limit_mb or None
+        cpu = config.processor_runtime.cpu_limit_seconds or None
 
         from fs_bus.runtime.python import PythonProcessor  # only nodes that run Python functions need it
         from fs_bus.runtime.python import venv
@@ -132,7 +142,7 @@ class Loader:
             guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
             processor = PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
                                         state_path=path, call_timeout_s=budget, memory_limit_mb=memory,
-                                        log=guest_log, python=python, changelog=True)
+                                        cpu_limit_s=cpu, log=guest_log, python=python, changelog=True)
             return PartitionRuntime(processor, None, processor, position[0] if position else 0)
         return factory
 

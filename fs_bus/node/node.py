@@ -19,6 +19,7 @@ from pathlib import Path
 
 from fs_bus import __version__
 from fs_bus.artifacts.cache import ArtifactCache
+from fs_bus.artifacts.signing import TrustedKeys
 from fs_bus.calls.records import CallReply, decode_request, encode_reply
 from fs_bus.config.validate import parse_config
 from fs_bus.control.store import ControlState
@@ -52,6 +53,7 @@ class NodeOptions:
     namespace: str = "fs-bus"
     cache_dir: Path | None = None
     heartbeat_interval_s: float = 2.0
+    trusted_keys: tuple[Path, ...] = ()  # ed25519 public keys (PEM); when given, only what they signed runs
 
 
 @dataclass
@@ -69,9 +71,10 @@ class Node:
         self.topics = Topics(options.namespace)
         cache_dir = options.cache_dir or default_cache_dir()
         self.engine = WasmEngine(cache_dir / "compiled")
+        trusted = TrustedKeys.load(options.trusted_keys) if options.trusted_keys else None
         self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine,
                              cache_dir / "state" / options.namespace, cache_dir / "venvs", cache_dir / "compiled",
-                             namespace=options.namespace)
+                             namespace=options.namespace, trusted=trusted)
         self.control = ControlState()
         self.entries: dict[str, _Entry] = {}
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance

@@ -195,6 +195,8 @@ class WasiGrants:
 
     env: dict[str, str] = field(default_factory=dict)
     preopens: list[tuple[str, str]] = field(default_factory=list)
+    # Guest paths among ``preopens`` that the guest may read but not change.
+    read_only: frozenset[str] = frozenset()
 
     def config(self) -> wasmtime.WasiConfig:
         """A WasiConfig granting exactly this."""
@@ -204,7 +206,7 @@ class WasiGrants:
         for host_path, guest_path in self.preopens:
             if not Path(host_path).is_dir():
                 raise ValueError(f"WASI preopen {str(host_path)!r} is not a directory")
-            wasi.preopen_dir(str(host_path), str(guest_path))
+            wasi.preopen_dir(str(host_path), str(guest_path), fs_mutable=guest_path not in self.read_only)
         return wasi
 
 
@@ -285,10 +287,10 @@ class WasmEngine:
                 # Read, don't mmap (deserialize_file): a component mapped from the
                 # file would fault (SIGBUS) if anyone truncated or rewrote the file
                 # in place while it is alive. The copy costs milliseconds.
-                component = wc.Component.deserialize(self.engine, path.read_bytes())
+                component = wc.Component.deserialize(self.engine, _verified(path.read_bytes()))
                 self.deserialized += 1
                 return component, True
-            except (OSError, wasmtime.WasmtimeError) as e:
+            except (OSError, ValueError, wasmtime.WasmtimeError) as e:
                 # Corrupt, truncated, or written by another wasmtime/config: rebuild it.
                 log.warning("compiled cache %s is unusable (%s); recompiling", path, _first_line(str(e)))
         try:
@@ -304,7 +306,7 @@ class WasmEngine:
         # tmp file + rename in the same directory: a concurrent reader (or a node
         # that crashed mid-write) never sees half a file under the final name.
         try:
-            data = component.serialize()
+            data = _sealed(component.serialize())
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -640,9 +642,13 @@ class WasmProcessor:
         state: StateBackend | None = None,
         log: logging.Logger | None = None,
         wasi: WasiGrants | None = None,
+        memory_limit_mb: int = 0,
     ) -> None:
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
+        if memory_limit_mb < 0:
+            raise ValueError(f"memory_limit_mb must be >= 0 (0: no limit), got {memory_limit_mb}")
+        self.memory_limit_mb = memory_limit_mb
         self.function_name = function_name
         self.call_timeout_s = call_timeout_s
         self._component = component
@@ -660,6 +666,10 @@ class WasmProcessor:
 
         self._store: wasmtime.Store | None = wasmtime.Store(engine.engine)
         store = self._store
+        if memory_limit_mb:
+            # Per linear memory of this instance alone: past it memory.grow returns -1,
+            # and the guest's allocator fails (usually a trap) in this instance only.
+            store.set_limits(memory_size=memory_limit_mb * 1024 * 1024)
         linker = wc.Linker(engine.engine)
         if component.needs_wasi:
             # Guests built with componentize-py or the WASI adapter import
@@ -944,7 +954,9 @@ class WasmProcessor:
                     f"function {self.function_name!r} ran past its {self.call_timeout_s} s budget in {export}"
                 ) from None
             if isinstance(e, wasmtime.WasmtimeError):
-                raise GuestError(f"function {self.function_name!r} trapped in {export}: {_cause(text)}\n{text}") from None
+                limit = f" (its memory is limited to {self.memory_limit_mb} MiB)" if self.memory_limit_mb else ""
+                raise GuestError(
+                    f"function {self.function_name!r} trapped in {export}{limit}: {_cause(text)}\n{text}") from None
             raise GuestError(f"function {self.function_name!r} failed in {export}: {type(e).__name__}: {e}") from e
         finally:
             # A line printed without its newline belongs to this call, not the next.
@@ -992,6 +1004,23 @@ class WasmProcessor:
 
 
 # --- helpers ------------------------------------------------------------------
+
+
+# The compiled cache is native code that wasmtime maps and runs without checking it
+# beyond its header: a flipped bit on disk would run as corrupt machine code. Each
+# file therefore ends with the sha256 of what precedes it, checked before use.
+_SEAL = b"fs-bus-sha256:"
+
+
+def _sealed(data: bytes) -> bytes:
+    return data + _SEAL + hashlib.sha256(data).digest()
+
+
+def _verified(sealed: bytes) -> bytes:
+    data, seal, digest = sealed[:-46], sealed[-46:-32], sealed[-32:]
+    if seal != _SEAL or hashlib.sha256(data).digest() != digest:
+        raise ValueError("its sha256 does not match its content (corrupt or from an older fs-bus)")
+    return data
 
 
 class _NotProvided(Exception):

@@ -70,6 +70,22 @@ def trapping_upper_wasm() -> bytes:
     return bytes(wasmtime.wat2wasm(wat))
 
 
+def misbehaving_upper_wasm() -> bytes:
+    """upper, but a record starting with '+' grows memory 1 MiB at a time until a grow is
+    refused (then traps, as an allocator aborts), and one starting with '~' loops forever."""
+    import wasmtime
+
+    wat = UPPER_WAT.read_text().replace(
+        "      (local.set $p (local.get $ptr))\n",
+        "      (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 43)) (then (loop $grow\n"
+        "        (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))\n"
+        "        (br $grow))))\n"
+        "      (if (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 126)) (then (loop $spin (br $spin))))\n"
+        "      (local.set $p (local.get $ptr))\n", 1)
+    assert "(br $spin)" in wat
+    return bytes(wasmtime.wat2wasm(wat))
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result()
@@ -112,8 +128,11 @@ class NodeProcess:
     """An ``fs-bus node`` in its own OS process, as an operator runs it."""
 
     def __init__(self, bootstrap: str, namespace: str, node_id: str, workdir: Path,
-                 compiled_cache: Path | None = None):
+                 compiled_cache: Path | None = None, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 client_config: dict[str, str] | None = None):
         self.bootstrap, self.namespace, self.node_id = bootstrap, namespace, node_id
+        self.args, self.env = args, env  # more `fs-bus node` options; extra environment
+        self.client_config = client_config  # what wait_alive's client needs to read the status topic
         self.cache_dir = workdir / f"cache-{node_id}"
         if compiled_cache is not None and not (self.cache_dir / "compiled").exists():
             # Compiling an 18 MB guest takes seconds: nodes of one test run share the result.
@@ -128,13 +147,15 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fs_bus", "node", "--bootstrap-servers", self.bootstrap,
              "--namespace", self.namespace, "--node-id", self.node_id, "--cache-dir", str(self.cache_dir),
-             "--heartbeat-interval", "0.5"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
+             "--heartbeat-interval", "0.5", *self.args],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
+            env={**os.environ, **(self.env or {})})
         log.close()
         return self
 
     def wait_alive(self, timeout: float = 60.0) -> NodeProcess:
-        with FsClient(bootstrap_servers=self.bootstrap, namespace=self.namespace) as client:
+        with FsClient(bootstrap_servers=self.bootstrap, namespace=self.namespace,
+                      kafka_config=self.client_config) as client:
             wait_until(lambda: self._check_running() and any(
                 n.node_id == self.node_id and n.alive for n in client.show_functions().nodes),
                 timeout, f"node {self.node_id} alive")

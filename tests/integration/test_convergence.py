@@ -165,6 +165,40 @@ def test_garbage_on_the_control_topic_leaves_nodes_running_and_functions_intact(
     out.close()
 
 
+def test_schema_valid_nonsense_on_the_control_topic_fails_each_function_alone(
+        bootstrap_servers, namespace, client, nodes):
+    """Records that decode but cannot run: each function FAILED with why; the others run on."""
+    node = nodes("n1")
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap_servers, "keep", src, dst))
+    keep = client._read_control().table.get("keep")
+    topics = Topics(namespace)
+    producer = clients.producer(KafkaSettings(bootstrap_servers), "test")
+
+    def record(name: str, config: str, artifact: ArtifactManifest = keep.artifact) -> FunctionRecord:
+        return FunctionRecord(name, "processor", config, artifact, DesiredState.RUNNING, 1,
+                              int(time.time() * 1000), "test")
+    missing = ArtifactManifest("cd" * 32, 10, ArtifactKind.WASM_COMPONENT, topics.artifacts,
+                               (ChunkRef(0, 10_000_000, 10),))
+    huge = upper_config(bootstrap_servers, "huge", "a", "b") + "# " + "x" * 900_000 + "\n"
+    write_record(producer, topics.control, record("badcfg", "name: badcfg\ntype: processor\ninput-groups: 7\n"))
+    write_record(producer, topics.control,
+                 record("nochunks", upper_config(bootstrap_servers, "nochunks", "a", "b"), missing))
+    write_record(producer, topics.control, record("huge", huge))
+
+    def failed(name: str):
+        return (f := function_state(client, name)) and f.status == "FAILED" and f
+    assert "input-groups: must be a non-empty list" in wait_until(lambda: failed("badcfg"), 60, "badcfg").error
+    assert "chunk 0 is missing" in wait_until(lambda: failed("nochunks"), 60, "nochunks FAILED").error
+    assert "more than the 262144" in wait_until(lambda: failed("huge"), 60, "huge FAILED").error
+    # Meanwhile the sound function kept working, on the same node.
+    out = OutputReader(bootstrap_servers, dst)
+    produce(bootstrap_servers, src, [(b"k", b"still here")])
+    assert out.wait_for(1) == [(b"k", b"STILL HERE")]
+    assert node.proc.poll() is None and function_state(client, "keep").status == "RUNNING"
+    out.close()
+
+
 def test_artifact_hash_mismatch_refuses_to_run_and_reports_failed(bootstrap_servers, namespace, client, nodes):
     node = nodes("n1")
     settings = KafkaSettings(bootstrap_servers)

@@ -647,3 +647,44 @@ def test_a_dead_letter_topic_makes_dead_letter_the_default_policy():
 def test_guarantee_and_error_keys_are_checked(extra, field, message):
     exc = refused({**base(), **extra})
     assert exc.field == field and message in str(exc)
+
+
+# --- sandbox grants and limits ------------------------------------------------------------------------------------
+
+def test_wasi_grants_are_explicit_keys_and_nothing_is_granted_without_them():
+    assert parse_config(GO_PROCESSOR).wasi.env == {} and parse_config(GO_PROCESSOR).wasi.dirs == ()
+    config = parse_config(GO_PROCESSOR + """\
+wasi:
+  env: {TZ: UTC, LEVEL: 3}
+  dirs:
+    - {host: /srv/models, guest: /models, read-only: true}
+    - {host: /tmp/scratch, guest: /scratch}
+""")
+    assert config.wasi.env == {"TZ": "UTC", "LEVEL": "3"}
+    assert [(d.host, d.guest, d.read_only) for d in config.wasi.dirs] == [
+        ("/srv/models", "/models", True), ("/tmp/scratch", "/scratch", False)]
+
+
+@pytest.mark.parametrize("grant, field", [
+    ("wasi: {dirs: [{host: srv, guest: /d}]}", "wasi.dirs[0].host"),
+    ("wasi: {dirs: [{host: /srv/../etc, guest: /d}]}", "wasi.dirs[0].host"),
+    ("wasi: {dirs: [{host: /a, guest: /d}, {host: /b, guest: /d}]}", "wasi.dirs[1].guest"),
+    ("wasi: {dirs: [{host: /a, guest: /d, writable: true}]}", "wasi.dirs[0].writable"),
+    ("wasi: {env: {A: [1]}}", "wasi.env.A"),
+    ("wasi: {network: true}", "wasi.network"),
+])
+def test_bad_wasi_grants_name_their_field(grant, field):
+    with pytest.raises(InvalidConfig) as e:
+        parse_config(GO_PROCESSOR + grant + "\n")
+    assert e.value.field == field
+
+
+def test_wasi_grants_do_not_apply_to_python_functions_in_their_own_process():
+    with pytest.raises(InvalidConfig) as e:
+        parse_config(PYTHON_PROCESSOR + "wasi: {env: {A: b}}\n")
+    assert e.value.field == "wasi"
+
+
+def test_cpu_and_memory_limits():
+    config = parse_config(PYTHON_PROCESSOR + "processor-runtime: {memory-limit-mb: 256, cpu-limit-seconds: 600}\n")
+    assert (config.processor_runtime.memory_limit_mb, config.processor_runtime.cpu_limit_seconds) == (256, 600)

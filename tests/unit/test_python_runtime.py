@@ -260,6 +260,32 @@ def test_memory_bomb_under_a_limit_is_a_guest_error_and_the_parent_is_fine(make:
     assert len(bytearray(300 << 20)) == 300 << 20  # the limit was the child's only
 
 
+def test_cpu_burnt_outside_any_call_is_stopped_by_the_cpu_limit(make: Make) -> None:
+    # No call runs past its budget here: a thread started in init spins in the background.
+    p = make(driver("""
+        def init(self, ctx, config):
+            import threading
+            threading.Thread(target=lambda: [None for _ in iter(int, 1)], daemon=True).start()
+
+        def process(self, ctx, source_id, data):
+            ctx.emit(data, 0)
+    """), cpu_limit_s=1, call_timeout_s=10)
+    assert wait_until(lambda: not alive(p.pid), 10.0)
+    with pytest.raises(GuestError, match=r"SIGXCPU .*cpu-limit-seconds"):
+        p.process(0, b"x")
+    assert p.broken
+
+
+def test_the_nodes_kafka_credentials_do_not_reach_user_code(make: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FS_BUS_KAFKA_SASL_PASSWORD", "s3cret")
+    p = make(driver("""
+        def process(self, ctx, source_id, data):
+            import os
+            ctx.emit(repr(sorted(k for k in os.environ if k.startswith("FS_BUS_KAFKA"))).encode(), 0)
+    """))
+    assert p.process(0, b"x").records == [(0, b"[]")]
+
+
 def test_the_child_exits_when_its_parent_dies_even_in_an_endless_loop(counter_bundle: bytes, tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import os, sys

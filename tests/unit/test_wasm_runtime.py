@@ -135,6 +135,20 @@ SPIN = make(core='(func (export "fs-process") (param i32 i32 i32) (loop $forever
 
 TRAP = make(core='(func (export "fs-process") (param i32 i32 i32) unreachable)')
 
+# Grows its memory 1 MiB at a time up to 256 MiB, trapping (as an allocator aborts)
+# the moment a grow is refused; emits the MiB it reached.
+MEMORY_BOMB = make(core="""
+    (func (export "fs-process") (param i32 i32 i32)
+      (local $mib i32)
+      (block $done (loop $more
+        (br_if $done (i32.ge_u (local.get $mib) (i32.const 256)))
+        (if (i32.eq (memory.grow (i32.const 16)) (i32.const -1)) (then unreachable))
+        (local.set $mib (i32.add (local.get $mib) (i32.const 1)))
+        (br $more)))
+      (i32.store (i32.const 0) (local.get $mib))
+      (call $emit (i32.const 0) (i32.const 0) (i32.const 4)))
+    """)
+
 # fs-close traps; fs-process emits nothing.
 CLOSE_TRAPS = make(
     core="""
@@ -392,6 +406,19 @@ def test_endless_loop_is_interrupted_within_its_budget(engine: WasmEngine, upper
     spin2.close()
 
 
+def test_a_memory_bomb_fails_its_own_instance_at_its_limit_and_no_other(engine: WasmEngine) -> None:
+    bomb = processor(engine, MEMORY_BOMB, memory_limit_mb=16)
+    unlimited = processor(engine, MEMORY_BOMB)
+    with pytest.raises(GuestError, match=r"trapped in fs-process \(its memory is limited to 16 MiB\)"):
+        bomb.process(0, b"x")
+    assert bomb.broken
+    bomb.close()
+    # The limit is the instance's own: another instance of the same component grows on.
+    (_, reached), = unlimited.process(0, b"x").records
+    assert struct.unpack("<I", reached)[0] == 256
+    unlimited.close()
+
+
 def test_trap_raises_guest_error_and_breaks_the_instance(engine: WasmEngine) -> None:
     p = processor(engine, TRAP)
     with pytest.raises(GuestError, match=r"function 'f' trapped in fs-process: .*unreachable") as info:
@@ -469,7 +496,10 @@ def test_corrupt_compiled_cache_is_recompiled(tmp_path: Path, upper_wasm: bytes)
         e1.load(h, upper_wasm)
         path = e1.cache_path(h)
     assert path is not None
-    for corrupt in [b"not a compiled component", path.read_bytes()[: 100]]:
+    good = path.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x01  # one bit in the native code: wasmtime alone would run it
+    for corrupt in [b"not a compiled component", good[: 100], bytes(flipped)]:
         path.write_bytes(corrupt)
         with WasmEngine(tmp_path) as e2:
             loaded = e2.load(h, upper_wasm)

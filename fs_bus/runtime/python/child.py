@@ -118,6 +118,11 @@ class _Runtime:
             # Before any user code runs; the hard limit too, so user code cannot lift it.
             limit = int(limit_mb) * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        cpu_s = header.get("cpu_limit_s")
+        if cpu_s is not None:
+            # SIGXCPU at the soft limit ends the process (its default action); the hard
+            # limit a second later is SIGKILL for code that catches SIGXCPU.
+            resource.setrlimit(resource.RLIMIT_CPU, (int(cpu_s), int(cpu_s) + 1))
         try:
             bundle, packages = unpack(bundle_bytes)
         except InvalidArtifact as exc:

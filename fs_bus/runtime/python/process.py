@@ -35,6 +35,9 @@ _DRAIN_READS = 16  # a full pipe is 64 KiB; the child flushed before replying
 _OUTPUT_TAIL = 20
 
 
+_PRIVATE_ENV_PREFIX = "FS_BUS_KAFKA_"
+
+
 class ChildGone(Exception):
     """The child process ended (or closed its end of the protocol) during a call."""
 
@@ -55,7 +58,8 @@ def describe_exit(returncode: int | None) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"was killed by {name} (signal {-returncode})"
+        why = " after using up its CPU time (processor-runtime.cpu-limit-seconds)" if name == "SIGXCPU" else ""
+        return f"was killed by {name} (signal {-returncode}){why}"
     return f"exited with code {returncode}"
 
 
@@ -125,7 +129,9 @@ class ChildProcess:
         rep_r, rep_w = os.pipe()
         # Only we hold the write end of the lifeline; the child exits when it reads EOF.
         life_r, life_w = os.pipe()
-        env = dict(os.environ)
+        # The node's Kafka credentials (FS_BUS_KAFKA_*) stay with the node: user code
+        # reaches Kafka only through the records the node hands it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIX)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (_SOURCE_ROOT, env.get("PYTHONPATH"))))
         env["PYTHONIOENCODING"] = "utf-8:backslashreplace"  # a print() of any str never fails
         # glibc gives a thread that mallocs its own arena, reserving 64 MiB of

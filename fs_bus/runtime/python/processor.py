@@ -38,6 +38,8 @@ class PythonProcessor:
     at least ``INIT_TIMEOUT_FLOOR_S``.
     ``memory_limit_mb``: the child's address-space limit (``RLIMIT_AS``), set
     before user code is imported.
+    ``cpu_limit_s``: the CPU seconds the child may use in its life (``RLIMIT_CPU``,
+    also set before user code runs); past it the kernel stops it with SIGXCPU.
     ``log``: where the child's stdout (INFO) and stderr (WARNING) lines go
     (default: logger ``fs_bus.guest.<function_name>``).
     ``python``: the interpreter to run the child with.
@@ -60,12 +62,15 @@ class PythonProcessor:
         state_path: Path | None,
         call_timeout_s: float = 5.0,
         memory_limit_mb: int | None = None,
+        cpu_limit_s: int | None = None,
         log: logging.Logger | None = None,
         python: str = sys.executable,
         changelog: bool = False,
     ) -> None:
         if call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
+        if cpu_limit_s is not None and cpu_limit_s <= 0:
+            raise ValueError(f"cpu_limit_s must be > 0 or None, got {cpu_limit_s}")
         if memory_limit_mb is not None and memory_limit_mb <= 0:
             raise ValueError(f"memory_limit_mb must be > 0 or None, got {memory_limit_mb}")
         self.function_name = function_name
@@ -88,6 +93,7 @@ class PythonProcessor:
             "state_path": None if state_path is None else str(state_path),
             "memory_limit_mb": memory_limit_mb,
             "changelog": changelog,
+            "cpu_limit_s": cpu_limit_s,
         }).encode()
         with self._lock:
             reply = self._call(None, "start", STARTUP_TIMEOUT_S)

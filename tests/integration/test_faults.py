@@ -1,0 +1,203 @@
+"""Faults with real processes: the broker goes away for 30 s; a node's disk cache rots.
+
+(A node killed with -9 mid-stream is covered with the state tests.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from fs_bus.client import FsClient
+from fs_bus.local.broker import BrokerSpec, LocalBroker, free_port, resolve_kafka_classpath
+from tests.integration.harness import (
+    UPPER_WASM, NodeProcess, OutputReader, create_topic, function_state, produce, upper_config, wait_until,
+)
+
+OUTAGE_S = 30
+
+
+class SteadyProducer:
+    """Writes numbered records every few ms until stopped, keeping what the broker acknowledged.
+
+    librdkafka buffers while the broker is away and delivers once it is back
+    (message.timeout.ms outlasts the outage), as a real upstream producer would.
+    """
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "message.timeout.ms": 180_000, "linger.ms": 5})
+        self.topic, self.sent, self.acked, self.failed = topic, 0, set(), []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            value = b"r%06d" % self.sent
+            self.producer.produce(self.topic, key=value, value=value, on_delivery=self._delivered)
+            self.sent += 1
+            self.producer.poll(0.01)
+
+    def _delivered(self, err, msg) -> None:
+        if err is None:
+            self.acked.add(msg.value())
+        else:
+            self.failed.append(err.str())
+
+    def start(self) -> SteadyProducer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        assert self.producer.flush(120) == 0
+
+
+@pytest.fixture
+def own_broker(tmp_path_factory):
+    """A broker this test may stop and start again (same ports, same data)."""
+    spec = BrokerSpec(data_dir=tmp_path_factory.mktemp("kafka-outage"), port=free_port(),
+                      controller_port=free_port())
+    broker = LocalBroker(spec, classpath=resolve_kafka_classpath())
+    broker.start(wait_timeout=120.0)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def test_a_broker_outage_of_30_s_is_survived_without_loss(own_broker, namespace, tmp_path, compiled_cache):
+    bootstrap = own_broker.bootstrap_servers
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    create_topic(bootstrap, src)
+    node = NodeProcess(bootstrap, namespace, "n1", tmp_path, compiled_cache).start()
+    try:
+        node.wait_alive()
+        with FsClient(bootstrap, namespace=namespace, timeout=60) as client:
+            client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap, "upper", src, dst))
+        out = OutputReader(bootstrap, dst)
+        upstream = SteadyProducer(bootstrap, src).start()
+        out.wait_for(50, 60)
+
+        own_broker.stop()
+        sent_before = upstream.sent
+        time.sleep(OUTAGE_S)  # the fault itself: the broker is away this long
+        own_broker.start(wait_timeout=120.0)
+
+        # Records keep coming after the restart; then everything acknowledged must come out.
+        wait_until(lambda: upstream.sent > sent_before + 200 and len(upstream.acked) > sent_before, 120,
+                   "the upstream producer to get through again")
+        upstream.stop()
+        assert upstream.failed == []
+        wanted = {v.upper() for v in upstream.acked}
+        seen = wait_until(lambda: wanted <= {v for _, v in out.poll()} and out.records, 180,
+                          f"all {len(wanted)} acknowledged records processed")
+        print(f"broker outage: {len(upstream.acked)} records in, {len(seen)} out "
+              f"({len(seen) - len({v for _, v in seen})} duplicates), {OUTAGE_S} s outage")
+        out.close()
+        # The node came back by itself, and still runs the function.
+        assert node.proc.poll() is None
+        with FsClient(bootstrap, namespace=namespace, timeout=60) as client:
+            wait_until(lambda: function_state(client, "upper").status == "RUNNING"
+                       and any(n.node_id == "n1" and n.alive for n in client.show_functions().nodes), 60,
+                       "node n1 alive and upper RUNNING")
+    finally:
+        node.close()
+
+
+def test_a_corrupt_cached_artifact_and_compiled_component_are_detected_and_replaced(
+        bootstrap_servers, namespace, client, tmp_path):
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    node = NodeProcess(bootstrap_servers, namespace, "n1", tmp_path).start().wait_alive()  # a cache of its own
+    try:
+        client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap_servers, "upper", src, dst))
+        out = OutputReader(bootstrap_servers, dst)
+        produce(bootstrap_servers, src, [(b"k", b"before")])
+        assert out.wait_for(1) == [(b"k", b"BEFORE")]
+        assert node.terminate() == 0
+    finally:
+        node.close()
+
+    sha = hashlib.sha256(UPPER_WASM.read_bytes()).hexdigest()
+    artifact = node.cache_dir / "artifacts" / f"{sha}.bin"
+    compiled, = (node.cache_dir / "compiled").glob(f"{sha}-*.cwasm")
+    for path in (artifact, compiled):  # one flipped bit each, in the middle
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    again = NodeProcess(bootstrap_servers, namespace, "n1", tmp_path).start().wait_alive()
+    try:
+        produce(bootstrap_servers, src, [(b"k", b"after")])
+        assert out.wait_for(2)[1:] == [(b"k", b"AFTER")]
+        assert hashlib.sha256(artifact.read_bytes()).hexdigest() == sha  # fetched again from Kafka
+        log = again.log_path.read_text(errors="replace")  # both runs of n1 write this file
+        assert log.count(f"fetched artifact {sha[:12]}") == 2 and "unusable" in log and "recompiling" in log
+    finally:
+        again.close()
+        out.close()
+
+
+def _client_quota(bootstrap: str, client_id: str, producer_byte_rate: int | None) -> None:
+    """Throttle (or stop throttling) one client's writes on the broker, with Kafka's own tool."""
+    import socket
+    import subprocess
+
+    from fs_bus.local.broker import check_java
+
+    change = (["--add-config", f"producer_byte_rate={producer_byte_rate}"] if producer_byte_rate
+              else ["--delete-config", "producer_byte_rate"])
+    subprocess.run([check_java(), "-cp", resolve_kafka_classpath(), "kafka.admin.ConfigCommand",
+                    "--bootstrap-server", bootstrap, "--alter", *change, "--entity-type", "clients",
+                    "--entity-name", f"fs-bus-{client_id}-{socket.gethostname()}"],
+                   check=True, capture_output=True, timeout=120)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_slow_output_holds_the_function_back_with_bounded_memory(bootstrap_servers, namespace, client, nodes):
+    """The output is throttled by a broker quota: the node reads no further ahead than its
+    buffers allow (memory stays flat under a 40 MB backlog), and nothing is committed past
+    an output that was not written."""
+    records, size, rate = 40_000, 1000, 50_000  # 40 MB in; the output may write 50 kB/s
+    name, src, dst = f"slow-{namespace}", f"{namespace}-in", f"{namespace}-out"
+    group = f"{src}-{name}"
+    node = nodes("n1")
+    _client_quota(bootstrap_servers, f"fn-{name}", rate)  # a fresh client id: no need to lift it after
+    config = upper_config(bootstrap_servers, name, src, dst).replace(
+        "        auto.offset.reset: earliest\n",
+        "        auto.offset.reset: earliest\n        queued.max.messages.kbytes: 2048\n")
+    config += "    runtime: {channel-capacity: 1000}\n"
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(), config)
+    baseline = _rss_mb(node.proc.pid)
+    produce(bootstrap_servers, src, [(b"%d" % i, b"x" * size) for i in range(records)])
+    out = OutputReader(bootstrap_servers, dst)
+    samples = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the throttled phase, sampled as it runs
+        samples.append(_rss_mb(node.proc.pid))
+        out.poll()
+    assert node.proc.poll() is None
+    offsets = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group})
+    committed = offsets.committed([TopicPartition(src, 0)], timeout=10)[0].offset
+    offsets.close()
+    # At-least-once: every record before the committed offset has its output written.
+    before = {b"%d" % i for i in range(committed)}
+    written = wait_until(lambda: before <= (w := {k for k, _ in out.poll()}) and w, 60,
+                         f"the outputs of the {committed} committed records")
+    out.close()
+    print(f"backpressure: {records} records of {size} B in; {len(written)} out in 15 s at {rate // 1000} kB/s, "
+          f"{committed} committed; node RSS {baseline:.0f} MB before, at most {max(samples):.0f} MB")
+    assert 0 < committed < records / 4  # the output really held the function back
+    # Far less than the 40 MB backlog stayed in the node: it held back what it could not write.
+    assert max(samples) - baseline < 20, samples
