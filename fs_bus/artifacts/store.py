@@ -105,6 +105,7 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
     check_manifest(manifest)
     parts: list[bytes | None] = [None] * len(manifest.chunks)
     wanted = {(c.partition, c.offset): i for i, c in enumerate(manifest.chunks)}
+    rechecked: set[int] = set()
     deadline = time.monotonic() + timeout
     for i, ref in enumerate(manifest.chunks):
         if parts[i] is not None:
@@ -118,8 +119,12 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
             for msg in consumer.consume(64, 0.5):
                 err = msg.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF and not _present(consumer, manifest.topic, ref):
-                        raise _missing(manifest, i, ref)
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        # Once, the broker is asked whether the chunk is there after all (an
+                        # end-of-partition event can race the chunk's write); twice means gone.
+                        if i in rechecked or not _present(consumer, manifest.topic, ref):
+                            raise _missing(manifest, i, ref)
+                        rechecked.add(i)
                     continue
                 index = wanted.get((msg.partition(), msg.offset()))
                 if index is None:
@@ -148,8 +153,8 @@ def fetch(consumer: Consumer, manifest: ArtifactManifest, timeout: float = 60.0,
 
 
 def _present(consumer: Consumer, topic: str, ref: ChunkRef) -> bool:
-    """Whether the chunk's offset is within its partition, asking the broker: an end-of-partition
-    event can come from a fetch that raced the chunk's write, before the consumer saw it."""
+    """Whether the chunk's offset is within its partition, asking the broker; if so, read
+    from it again."""
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, ref.partition), timeout=10, cached=False)
     if not low <= ref.offset < high:
         return False

@@ -16,6 +16,7 @@ import os
 import getpass
 import hashlib
 import keyword
+import logging
 import socket
 import time
 import uuid
@@ -50,6 +51,7 @@ from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
 
 ENV_SIGNING_KEY = "FS_BUS_SIGNING_KEY"  # a PEM ed25519 private key file that signs created functions
+log = logging.getLogger(__name__)
 WASM_MAGIC = b"\x00asm"
 COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
 Progress = Callable[[int, int], None]
@@ -224,9 +226,13 @@ class FsClient:
         nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
                   "error": st.error, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
+        try:
+            lags = self._lag(config)
+        except FsBusError as exc:
+            log.warning("function %r: no lag: %s", name, exc)  # e.g. no ACL to describe its group
+            lags = []
         lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
-                "committed": pl.committed, "end": pl.end, "lag": pl.lag}
-               for pl in self._lag(config)]
+                "committed": pl.committed, "end": pl.end, "lag": pl.lag} for pl in lags]
         changelogs = [changelog_topic(self.namespace, name, rec.state_generation, i.topic) for i in config.inputs]
         return FunctionDescription(
             name=name, task_type=rec.task_type, desired=rec.desired_state.value, status=info.status,
@@ -370,7 +376,12 @@ class FsClient:
         except FsBusError:
             return  # a record no node could run has no changelogs
         names = [changelog_topic(self.namespace, record.name, generation, i.topic) for i in config.inputs]
-        delete_topics(clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers)), names)
+        try:
+            delete_topics(clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers)), names)
+        except FsBusError as exc:
+            # The function's record is what counts, and it is written; the changelogs are
+            # garbage now, which an operator can delete (they are named in the warning).
+            log.warning("function %r: could not delete its changelogs %s: %s", record.name, names, exc)
 
     def _set_state(self, name: str, desired: DesiredState, wait: bool, timeout: float | None) -> bool:
         state = self._read_control()

@@ -4,8 +4,9 @@ the tests and operators (``acls_for(...)`` feeds ``AdminClient.create_acls``).
 - a **user** (``fs-bus sql``, ``FsClient``) reads the control and status topics, writes
   function records and artifact chunks, and asks calls;
 - a **node** follows the control topic, fetches artifacts, writes status and answers
-  calls, and runs functions: it reads their inputs in their consumer groups and
-  writes their outputs;
+  calls, and runs functions: it reads their inputs in their consumer groups, writes
+  their outputs, keeps their state in changelog topics it creates
+  (``<ns>.changelog.*``), and under exactly-once uses transactional ids ``fs-bus.<ns>.*``;
 - an **operator** creates the namespace's topics (and may check their configs).
 """
 
@@ -27,21 +28,35 @@ def _topic(principal: str, name: str, *ops: AclOperation) -> list[AclBinding]:
 
 
 def user_acls(principal: str, topics: Topics) -> list[AclBinding]:
+    """Also DELETE on the changelogs, which DROP FUNCTION and START ... FROM remove. (Describing
+    a function's lag and START ... FROM need DESCRIBE and READ on its group and inputs.)"""
     return [*_topic(principal, topics.control, _R, _W, _D), *_topic(principal, topics.artifacts, _W, _D),
             *_topic(principal, topics.status, _R, _D), *_topic(principal, topics.calls, _W, _D),
-            *_topic(principal, topics.replies, _R, _D)]
+            *_topic(principal, topics.replies, _R, _D),
+            *_prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.DELETE, _D)]
+
+
+def _prefixed(resource: ResourceType, principal: str, prefix: str, *ops: AclOperation) -> list[AclBinding]:
+    return [AclBinding(resource, prefix, ResourcePatternType.PREFIXED, principal, "*", op, AclPermissionType.ALLOW)
+            for op in ops]
 
 
 def node_acls(principal: str, topics: Topics) -> list[AclBinding]:
     return [*_topic(principal, topics.control, _R, _D), *_topic(principal, topics.artifacts, _R, _D),
             *_topic(principal, topics.status, _W, _D), *_topic(principal, topics.calls, _R, _D),
-            *_topic(principal, topics.replies, _W, _D)]
+            *_topic(principal, topics.replies, _W, _D),
+            # functions' state: the node creates each changelog, writes it and restores from it
+            *_prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.CREATE, _R, _W, _D),
+            # processing.guarantee: exactly_once (transactional id fs-bus.<ns>.<function>.<node>)
+            *_prefixed(ResourceType.TRANSACTIONAL_ID, principal, f"fs-bus.{topics.namespace}.", _W, _D)]
 
 
-def function_acls(principal: str, inputs: list[str], outputs: list[str], group: str) -> list[AclBinding]:
-    """What a node's principal needs to run one function: its inputs in its group, its outputs."""
+def function_acls(principal: str, inputs: list[str], outputs: list[str], group: str,
+                  dead_letter: str | None = None) -> list[AclBinding]:
+    """What a node's principal needs to run one function: its inputs in its group, its outputs
+    (and its dead-letter topic, if it has one)."""
     return [*(b for t in inputs for b in _topic(principal, t, _R, _D)),
-            *(b for t in outputs for b in _topic(principal, t, _W, _D)),
+            *(b for t in [*outputs, *([dead_letter] if dead_letter else [])] for b in _topic(principal, t, _W, _D)),
             AclBinding(ResourceType.GROUP, group, ResourcePatternType.LITERAL, principal, "*", _R,
                        AclPermissionType.ALLOW)]
 

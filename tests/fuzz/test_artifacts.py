@@ -62,6 +62,11 @@ class LogConsumer:
         out, self.pending = self.pending[:n], self.pending[n:]
         return out
 
+    def get_watermark_offsets(self, tp, timeout: float = 0, cached: bool = False) -> tuple[int, int]:
+        """The partition's first and next offsets, as the broker would answer."""
+        offsets = [o for o, _, _ in self.log.get(tp.partition, [])]
+        return (min(offsets), max(offsets) + 1) if offsets else (0, 0)
+
 
 def _artifact(rng: random.Random) -> tuple[ArtifactManifest, dict]:
     """A real artifact's chunks in a log, as upload() leaves them (small chunks, to have several)."""

@@ -176,8 +176,11 @@ def test_a_slow_output_holds_the_function_back_with_bounded_memory(bootstrap_ser
     _client_quota(bootstrap_servers, f"fn-{name}", rate)  # a fresh client id: no need to lift it after
     config = upper_config(bootstrap_servers, name, src, dst).replace(
         "        auto.offset.reset: earliest\n",
-        "        auto.offset.reset: earliest\n        queued.max.messages.kbytes: 2048\n")
+        "        auto.offset.reset: earliest\n        queued.max.messages.kbytes: 2048\n"
+        "        runtime: {batch-consume-size: 500}\n")
     config += "    runtime: {channel-capacity: 1000}\n"
+    # Commit points every 1 000 records, so some come within the throttled 15 s below.
+    config += "processor-runtime: {max-batch-size: 1000}\n"
     client.create_function_from_bytes(UPPER_WASM.read_bytes(), config)
     baseline = _rss_mb(node.proc.pid)
     produce(bootstrap_servers, src, [(b"%d" % i, b"x" * size) for i in range(records)])
