@@ -67,8 +67,8 @@ def nodes(bootstrap_servers: str, namespace: str, tmp_path, compiled_cache):
 
     started: list = []
 
-    def start(node_id: str = "n1", wait: bool = True):
-        node = NodeProcess(bootstrap_servers, namespace, node_id, tmp_path, compiled_cache).start()
+    def start(node_id: str = "n1", wait: bool = True, **options):
+        node = NodeProcess(bootstrap_servers, namespace, node_id, tmp_path, compiled_cache, **options).start()
         started.append(node)
         return node.wait_alive() if wait else node
 

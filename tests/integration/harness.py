@@ -112,8 +112,9 @@ class NodeProcess:
     """An ``fs-bus node`` in its own OS process, as an operator runs it."""
 
     def __init__(self, bootstrap: str, namespace: str, node_id: str, workdir: Path,
-                 compiled_cache: Path | None = None):
+                 compiled_cache: Path | None = None, metrics_port: int | None = None):
         self.bootstrap, self.namespace, self.node_id = bootstrap, namespace, node_id
+        self.metrics_port = metrics_port
         self.cache_dir = workdir / f"cache-{node_id}"
         if compiled_cache is not None and not (self.cache_dir / "compiled").exists():
             # Compiling an 18 MB guest takes seconds: nodes of one test run share the result.
@@ -128,7 +129,9 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fs_bus", "node", "--bootstrap-servers", self.bootstrap,
              "--namespace", self.namespace, "--node-id", self.node_id, "--cache-dir", str(self.cache_dir),
-             "--heartbeat-interval", "0.5"],
+             "--heartbeat-interval", "0.5",
+             *(["--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1"]
+               if self.metrics_port is not None else [])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT)
         log.close()
         return self
@@ -148,6 +151,21 @@ class NodeProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
+
+    def metrics(self) -> dict[str, float]:
+        """The node's /metrics, parsed: ``{'name{label="v",...}': value}`` (labels sorted)."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        assert self.metrics_port is not None, "start the node with metrics_port"
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        samples = {}
+        for family in text_string_to_metric_families(body):
+            for s in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return samples
 
     def kill(self) -> None:
         assert self.proc is not None
