@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from fs_bus.errors import FsBusError
+
 PREFIX = "fs_bus"
 ENV_METRICS_PORT = "FS_BUS_METRICS_PORT"
 ENV_METRICS_ADDRESS = "FS_BUS_METRICS_ADDRESS"
@@ -131,7 +133,11 @@ class NodeMetrics:
         """Serve /metrics on ``address:port`` from a daemon thread; returns the port (0: any free one)."""
         from prometheus_client import start_http_server
 
-        server, _ = start_http_server(port, address, registry=self.registry)
+        try:
+            server, _ = start_http_server(port, address, registry=self.registry)
+        except OSError as exc:
+            raise FsBusError(f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; give another "
+                             f"--metrics-port (or {ENV_METRICS_PORT}), or 0 for any free port") from None
         with self._lock:
             self._server = server
         return server.server_address[1]

@@ -171,3 +171,13 @@ def test_metrics_are_served_over_http_on_the_port_asked_for():
         assert "fs_bus_instances 0.0" in body
     finally:
         metrics.close()
+
+
+def test_a_metrics_port_in_use_is_refused_naming_the_option():
+    first = NodeMetrics("a")
+    port = first.serve(0, "127.0.0.1")
+    try:
+        with pytest.raises(FsBusError, match=f"127.0.0.1:{port}.*--metrics-port"):
+            NodeMetrics("b").serve(port, "127.0.0.1")
+    finally:
+        first.close()
