@@ -331,9 +331,12 @@ class FunctionInstance:
             except KafkaException:
                 pass  # not fetched yet: no number rather than a wrong one
         unknown = [TopicPartition(t, p) for (t, p), offset in positions.items() if offset is None]
-        if unknown:  # nothing processed since assignment: where the consumer will fetch from
-            for tp in consumer.position(unknown):
-                positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        try:
+            if unknown:  # nothing processed since assignment: where the consumer will fetch from
+                for tp in consumer.position(unknown):
+                    positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        except KafkaException:
+            pass  # a metric is never worth failing the function for
         self.metrics.lag = consumer_lag(highs, positions)
 
     def _advance_watermarks(self) -> None:
