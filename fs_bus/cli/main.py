@@ -286,9 +286,9 @@ def logs(bootstrap_servers: str, namespace: str, name: str, follow: bool, since:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     settings = KafkaSettings.resolve(bootstrap_servers)
     try:
+        clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
         consumer = clients.consumer(settings, "logs", **{"enable.partition.eof": True})
         try:
-            clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
             tail = LogTail(consumer, Topics(namespace).logs, name)
             for line in tail.recent(since_ms, last or None):
                 emit(line)

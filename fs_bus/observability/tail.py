@@ -54,7 +54,7 @@ class LogTail:
         self.key = function.encode()
         md = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None or not md.partitions:
-            raise KafkaUnavailable(f"logs topic {topic!r} is not there yet: no node of this namespace has "
+            raise FsBusError(f"logs topic {topic!r} is not there yet: no node of this namespace has "
                                    f"started since logs were added (or --namespace names another cluster)")
         self.partitions = sorted(md.partitions)
         self.skipped = 0  # values that were not log lines

@@ -117,6 +117,10 @@ def test_fs_bus_logs_shows_what_a_python_function_printed_with_its_node_and_part
     done = fs_bus("logs", "nobody", bootstrap=bootstrap_servers, namespace=namespace)
     assert (done.returncode, done.stdout) == (0, "")
 
+    # A namespace no node has run in has no logs topic: said so, exit 1.
+    done = fs_bus("logs", "printer", bootstrap=bootstrap_servers, namespace=f"{namespace}-none")
+    assert done.returncode == 1 and "is not there yet" in done.stderr, done.stderr
+
 
 def test_fs_bus_logs_follow_prints_lines_as_they_come(bootstrap_servers, namespace, client, nodes, tmp_path,
                                                       monkeypatch):

@@ -181,3 +181,15 @@ def test_a_metrics_port_in_use_is_refused_naming_the_option():
             NodeMetrics("b").serve(port, "127.0.0.1")
     finally:
         first.close()
+
+
+def test_fs_bus_logs_exits_3_naming_the_address_when_kafka_is_away():
+    from click.testing import CliRunner
+
+    from fs_bus.cli.main import cli
+    from fs_bus.local.broker import free_port
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    result = CliRunner().invoke(cli, ["logs", "counter", "-b", address])
+    assert result.exit_code == 3, result.output
+    assert f"cannot reach Kafka at {address}" in result.output
