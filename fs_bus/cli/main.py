@@ -117,9 +117,18 @@ def cli(log_level: str) -> None:
               type=click.Path(path_type=Path),
               help="An ed25519 public key (PEM) whose signatures this node accepts; repeatable. With any, the "
                    "node runs only functions signed by one of them [env FS_BUS_TRUSTED_KEYS, space-separated].")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="FS_BUS_METRICS_PORT", default=None,
+              help="Serve Prometheus metrics on http://ADDRESS:PORT/metrics (0: any free port) "
+                   "[env FS_BUS_METRICS_PORT; default: off].")
+@click.option("--metrics-address", envvar="FS_BUS_METRICS_ADDRESS", default="0.0.0.0", show_default=True,
+              help="Address the metrics server listens on [env FS_BUS_METRICS_ADDRESS].")
 def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], node_id: str | None,
-         cache_dir: Path | None, heartbeat_interval: float, trusted_keys: tuple[Path, ...]) -> None:
-    """Run a node: follow the control topic and run the functions it describes."""
+         cache_dir: Path | None, heartbeat_interval: float, trusted_keys: tuple[Path, ...],
+         metrics_port: int | None, metrics_address: str) -> None:
+    """Run a node: follow the control topic and run the functions it describes.
+
+    Its functions' log lines go to the logs topic (read them with fs-bus logs NAME).
+    """
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.node.node import Node, NodeOptions
 
@@ -131,7 +140,8 @@ def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     try:
         n = Node(KafkaSettings.resolve(bootstrap_servers, kafka_config),
                  NodeOptions(node_id=node_id or "", namespace=namespace, cache_dir=cache_dir,
-                             heartbeat_interval_s=heartbeat_interval, trusted_keys=trusted_keys))
+                             heartbeat_interval_s=heartbeat_interval, trusted_keys=trusted_keys,
+                             metrics_port=metrics_port, metrics_address=metrics_address))
         n.run(stop)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -267,6 +277,67 @@ def describe(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str
     console = Console() if sys.stdout.isatty() else Console(width=200)
     for part in render_description(description):
         console.print(part, highlight=False)
+
+
+@cli.command()
+@kafka_options
+@click.argument("name", shell_complete=complete_function_names)
+@click.option("-f", "--follow", is_flag=True, help="After the recent lines, print new ones as they come (Ctrl-C stops).")
+@click.option("--since", default="1h", show_default=True,
+              help="From how far back: a duration (30s, 10m, 2h, 1d) or a time (2026-11-30T05:00:00Z).")
+@click.option("-n", "--lines", "last", type=click.IntRange(0), default=100, show_default=True,
+              help="Print at most the last N lines of that window (0: all of them).")
+@output_option
+def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, follow: bool, since: str,
+         last: int, output: str) -> None:
+    """Print function NAME's log lines: what its instances wrote to stdout and stderr
+    (a Python function's print and logging too), with the node and partition of each.
+
+    \b
+      fs-bus logs counter                 # the last 100 lines of the last hour, then exit
+      fs-bus logs counter -f --since 10m  # the last 10 minutes, then follow
+      fs-bus logs counter -o json | jq -r 'select(.stream == "stderr") | .line'
+    """
+    import dataclasses
+    import json
+    import time
+
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.settings import KafkaSettings
+    from fs_bus.kafka.topics import Topics
+    from fs_bus.observability.tail import LogTail, format_line, parse_since
+
+    def emit(line) -> None:
+        if output == "json":
+            click.echo(json.dumps({**dataclasses.asdict(line), "time": line.time}, ensure_ascii=False))
+        else:
+            click.echo(format_line(line))
+
+    try:
+        since_ms = parse_since(since, int(time.time() * 1000))
+    except FsBusError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
+    try:
+        clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
+        consumer = clients.consumer(settings, "logs", **{"enable.partition.eof": True})
+        try:
+            tail = LogTail(consumer, Topics(namespace).logs, name)
+            for line in tail.recent(since_ms, last or None):
+                emit(line)
+            sys.stdout.flush()
+            if follow:
+                stop = threading.Event()
+                signal.signal(signal.SIGTERM, lambda *_: stop.set())
+                try:
+                    tail.follow(lambda ln: (emit(ln), sys.stdout.flush()), stop.is_set)
+                except KeyboardInterrupt:
+                    pass
+        finally:
+            consumer.close()
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
 
 
 @cli.command()

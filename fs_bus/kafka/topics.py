@@ -18,6 +18,8 @@ from fs_bus.kafka.clients import SECURITY_DOC, denied
 
 log = logging.getLogger(__name__)
 
+# Seven days: long enough to look back at last week's incident, short enough to stay small.
+LOGS_RETENTION_MS = 7 * 24 * 3600 * 1000
 # Chunks stay well under the broker's default message.max.bytes (1 MiB).
 ARTIFACT_CHUNK_SIZE = 512 * 1024
 
@@ -46,6 +48,10 @@ class Topics:
     def replies(self) -> str:
         return f"{self.namespace}.replies"
 
+    @property
+    def logs(self) -> str:
+        return f"{self.namespace}.logs"
+
     def specs(self) -> dict[str, dict[str, str]]:
         """Each topic's required configs. The state topics are compacted: each holds the present."""
         return {
@@ -59,6 +65,8 @@ class Topics:
             # Calls are conversations, not state: keep them an hour.
             self.calls: {"cleanup.policy": "delete", "retention.ms": "3600000"},
             self.replies: {"cleanup.policy": "delete", "retention.ms": "3600000"},
+            # Functions' log lines (key: the function): a week, then gone by age.
+            self.logs: {"cleanup.policy": "delete", "retention.ms": str(LOGS_RETENTION_MS)},
         }
 
 

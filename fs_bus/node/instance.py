@@ -43,6 +43,7 @@ from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
 from fs_bus.node.worker import Changelogged, PartitionWorker
+from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.calls.records import CallReply, CallRequest
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
@@ -67,6 +68,7 @@ ProcessorFactory = Callable[[str, int], PartitionRuntime]
 Prepare = Callable[[], ProcessorFactory]
 ReplySink = Callable[[CallReply], None]
 HEARTBEAT_CHECK_INTERVAL_S = 5.0
+LAG_REFRESH_INTERVAL_S = 1.0
 # Under exactly-once the transaction commits this often (Kafka Streams' default) unless
 # commit.interval.ms says otherwise: the latency a read_committed reader sees.
 EOS_COMMIT_INTERVAL_S = 0.1
@@ -86,8 +88,11 @@ PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
                  on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = "",
-                 changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None):
+                 changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None,
+                 metrics: FunctionMetrics | None = None):
         self.name = name
+        # Counted per batch; the error policy calls ``metrics.dead_lettered(n)``.
+        self.metrics = metrics or FunctionMetrics(None, name)
         self.node_id = node_id
         self._changelogs = changelog_topics or {}  # input topic -> its changelog topic
         self._exactly_once = config.guarantee is Guarantee.EXACTLY_ONCE
@@ -182,7 +187,9 @@ class FunctionInstance:
                 return
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the node stays up and says why
                 reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
-                if not isinstance(exc, GuestError):
+                if isinstance(exc, GuestError):
+                    self.metrics.error()
+                else:
                     log.exception("function %s failed", self.name)
                 self._close(commit=False)
                 if isinstance(exc, RecordFailed) and exc.give_up:
@@ -311,6 +318,7 @@ class FunctionInstance:
         pending = 0
         last_commit = time.monotonic()
         next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
+        next_lag = 0.0
         while not self._stop.is_set():
             msgs = self._consumer.consume(min(batch, max_batch), timeout)
             if self._restart_reason is not None:
@@ -326,6 +334,33 @@ class FunctionInstance:
             if time.monotonic() >= next_health_check:
                 self._check_health()
                 next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
+            if time.monotonic() >= next_lag:
+                self._refresh_lag()
+                next_lag = time.monotonic() + LAG_REFRESH_INTERVAL_S
+
+    def _refresh_lag(self) -> None:
+        """Each partition's lag, for the metrics, from librdkafka's cached high watermarks
+        (every fetch response updates them): no broker round trip. Only this thread
+        touches the consumer, so this runs here and scrapes read the result."""
+        consumer = self._consumer
+        assert consumer is not None
+        with self._lock:
+            positions = {k: w.next_offset for k, w in self.workers.items()}
+        highs: dict[tuple[str, int], int] = {}
+        for topic, partition in positions:
+            try:
+                highs[(topic, partition)] = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True)[1]
+            except KafkaException:
+                pass  # not fetched yet: no number rather than a wrong one
+        unknown = [TopicPartition(t, p) for (t, p), offset in positions.items() if offset is None]
+        try:
+            if unknown:  # nothing processed since assignment: where the consumer will fetch from
+                for tp in consumer.position(unknown):
+                    positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        except KafkaException:
+            pass  # a metric is never worth failing the function for
+        self.metrics.lag = consumer_lag(highs, positions)
 
     def _run_batches(self, groups: dict[tuple[str, int], list[Message]]) -> int:
         """Run each partition's batch; several partitions at once when there are several.
@@ -342,7 +377,7 @@ class FunctionInstance:
                 workers = {k: self.workers.get(k) for k in groups}
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=PARALLEL_WORKERS, thread_name_prefix=f"fn-{self.name}")
-            ran = {k: self._pool.submit(w.process_batch, groups[k]) for k, w in workers.items() if w is not None}
+            ran = {k: self._pool.submit(_timed, w.process_batch, groups[k]) for k, w in workers.items() if w is not None}
             wait(ran.values())
         done, failure = 0, None
         for (topic, partition), group in groups.items():
@@ -474,7 +509,7 @@ class FunctionInstance:
         if worker is None:
             return 0  # a paused partition's last fetch, or one just revoked
         try:
-            results = ran.result() if ran is not None else worker.process_batch(msgs)
+            results, seconds = ran.result() if ran is not None else _timed(worker.process_batch, msgs)
         except BatchFailed as exc:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
                 self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
@@ -490,6 +525,7 @@ class FunctionInstance:
             del self._careful[(topic, partition)]
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
+        self.metrics.batch(len(msgs), results, seconds)
         if self.state is ObservedState.FAILED:
             self._set(ObservedState.RUNNING)  # a retry got past whatever failed
         return len(msgs)
@@ -531,6 +567,7 @@ class FunctionInstance:
             self._produce(self._changelog_producer, self.config.dead_letter_topic, None, msg.key(), msg.value(),
                           headers=headers)
             self.dead_lettered += 1
+            self.metrics.dead_lettered()
             what = f"{self.dead_lettered} record(s) dead-lettered to {self.config.dead_letter_topic}"
         else:
             self.skipped += 1
@@ -686,6 +723,13 @@ class FunctionInstance:
                 w.close()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: closing worker %s: %s", self.name, w.label, exc)
+
+
+def _timed(run: Callable[[list[Message]], list[Emitted]], msgs: list[Message]) -> tuple[list[Emitted], float]:
+    """Run a partition's batch and say how long it took (for the batch-duration histogram)."""
+    started = time.perf_counter()
+    results = run(msgs)
+    return results, time.perf_counter() - started
 
 
 def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:

@@ -24,6 +24,8 @@ from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.instance import PartitionRuntime, ProcessorFactory
+from fs_bus.observability.logs import function_logger
+from fs_bus.observability.metrics import NodeMetrics
 from fs_bus.runtime.wasm import LoadedComponent, WasiGrants, WasmEngine, WasmProcessor
 from fs_bus.state.changelog import changelog_topic
 from fs_bus.state.restore import open_durable
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 class Loader:
     def __init__(self, settings: KafkaSettings, cache: ArtifactCache, engine: WasmEngine, state_dir: Path,
                  venv_dir: Path, engine_cache_dir: Path, namespace: str = "fs-bus",
-                 trusted: TrustedKeys | None = None):
+                 trusted: TrustedKeys | None = None, metrics: NodeMetrics | None = None):
         self.settings = settings
         self.namespace = namespace
         self.cache = cache
@@ -44,12 +46,18 @@ class Loader:
         self.engine_cache_dir = engine_cache_dir  # built runtime components live beside compiled ones
         self._fetch_lock = threading.Lock()  # one artifact download at a time per node
         self.trusted = trusted  # when set, only artifacts signed by one of these keys run
+        self.metrics = metrics
+        self._loaded: set[str] = set()  # components this node has loaded (the engine keeps them)
 
     def artifact(self, record: FunctionRecord) -> bytes:
         manifest = record.artifact
         data = self.cache.get(manifest.sha256)
         if data is not None:
+            if self.metrics is not None:
+                self.metrics.artifact_cache_hits.inc()
             return data
+        if self.metrics is not None:
+            self.metrics.artifact_cache_misses.inc()
         with self._fetch_lock:
             consumer = clients.consumer(self.settings, "artifacts", **{"enable.partition.eof": True})
             try:
@@ -68,8 +76,21 @@ class Loader:
         if record.artifact.kind is not ArtifactKind.WASM_COMPONENT:
             raise InvalidArtifact(f"function {record.name!r}: a processor needs a WebAssembly component, "
                                   f"the artifact is {record.artifact.kind.value}")
-        component = self.engine.load(record.artifact.sha256, self.artifact(record))
+        component = self._load(record.artifact.sha256, self.artifact(record))
         return self._wasm_factory(record, config, component)
+
+    def _load(self, sha256: str, wasm: bytes) -> LoadedComponent:
+        """The engine's component, counted as a compiled-cache hit (memory or disk) or a compilation."""
+        component = self.engine.load(sha256, wasm)
+        if self.metrics is not None:
+            if sha256.lower() in self._loaded:
+                self.metrics.compiled_cache_hits.labels("memory").inc()
+            elif component.from_cache:
+                self.metrics.compiled_cache_hits.labels("disk").inc()
+            else:
+                self.metrics.compiled_cache_misses.inc()
+        self._loaded.add(sha256.lower())
+        return component
 
     def changelog_topics(self, record: FunctionRecord, config: FunctionConfig) -> dict[str, str]:
         """Each input topic's changelog topic, for the record's state generation."""
@@ -101,7 +122,7 @@ class Loader:
 
         def factory(topic: str, partition: int) -> PartitionRuntime:
             state = self._restore(record, config, topic, partition)
-            guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
+            guest_log = function_logger(record.name, topic, partition)
             try:
                 processor = WasmProcessor(self.engine, component, dict(config.init_config),
                                           function_name=record.name, call_timeout_s=budget, state=state,
@@ -139,7 +160,7 @@ class Loader:
             position = state.position()
             path = state.local.path
             state.close()
-            guest_log = logging.getLogger(f"fs_bus.function.{record.name}.{topic}-{partition}")
+            guest_log = function_logger(record.name, topic, partition)
             processor = PythonProcessor(bundle, dict(config.init_config), function_name=record.name,
                                         state_path=path, call_timeout_s=budget, memory_limit_mb=memory,
                                         cpu_limit_s=cpu, log=guest_log, python=python, changelog=True)
@@ -153,7 +174,7 @@ class Loader:
         from fs_bus.runtime.python_wasm import runtime_component
 
         runtime = runtime_component(self.engine_cache_dir / "python-runtime")
-        component = self.engine.load(hashlib.sha256(runtime).hexdigest(), runtime)
+        component = self._load(hashlib.sha256(runtime).hexdigest(), runtime)
         wasm_factory = self._wasm_factory(record, config, component)
 
         def factory(topic: str, partition: int) -> PartitionRuntime:

@@ -31,6 +31,8 @@ from fs_bus.kafka.topics import Topics, ensure_topics
 from fs_bus.node.instance import FunctionInstance
 from fs_bus.node.loader import Loader
 from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
+from fs_bus.observability.logs import LOGGER_PREFIX, KafkaLogHandler
+from fs_bus.observability.metrics import InstanceView, NodeMetrics
 from fs_bus.runtime.wasm import WasmEngine
 from fs_bus.status.records import (
     FunctionStatus, NodeHeartbeat, ObservedState, encode_heartbeat, encode_status, function_key, node_key,
@@ -54,6 +56,8 @@ class NodeOptions:
     cache_dir: Path | None = None
     heartbeat_interval_s: float = 2.0
     trusted_keys: tuple[Path, ...] = ()  # ed25519 public keys (PEM); when given, only what they signed runs
+    metrics_port: int | None = None  # serve Prometheus metrics on it; None: don't, 0: any free port
+    metrics_address: str = "0.0.0.0"
 
 
 @dataclass
@@ -72,9 +76,11 @@ class Node:
         cache_dir = options.cache_dir or default_cache_dir()
         self.engine = WasmEngine(cache_dir / "compiled")
         trusted = TrustedKeys.load(options.trusted_keys) if options.trusted_keys else None
+        self.metrics = NodeMetrics(self.node_id, __version__, views=self._instance_views)
+        self.metrics_port: int | None = None  # where /metrics is served, once it is
         self.loader = Loader(settings, ArtifactCache(cache_dir / "artifacts"), self.engine,
                              cache_dir / "state" / options.namespace, cache_dir / "venvs", cache_dir / "compiled",
-                             namespace=options.namespace, trusted=trusted)
+                             namespace=options.namespace, trusted=trusted, metrics=self.metrics)
         self.control = ControlState()
         self.entries: dict[str, _Entry] = {}
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance
@@ -82,22 +88,28 @@ class Node:
         self._wake = threading.Event()  # an instance changed state: publish soon
         self._status_producer = clients.producer(settings, "node-status")
         self.ready = threading.Event()  # set once the control log has been read to its end
+        self._beats_stop = threading.Event()
+        self._beating = threading.Thread(target=self._beat, name="node-heartbeat", daemon=True)
+        self._log_handler: KafkaLogHandler | None = None
 
     # --- main loop ---
 
     def run(self, stop: threading.Event) -> None:
         clients.check_reachable(clients.admin(self.settings), self.settings.bootstrap_servers)
         ensure_topics(clients.admin(self.settings), self.topics)
+        self._start_observability()
         reader = TopicReader(clients.consumer(self.settings, "node-control"), self.topics.control)
         # Calls asked before this node started were answered by others, or have expired.
         calls = TopicReader(clients.consumer(self.settings, "node-calls"), self.topics.calls, from_end=True)
         log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
         try:
             self._heartbeat()
+            # Beats on their own thread: stopping an instance whose output is throttled may
+            # hold this loop for a while, and the node must not look dead meanwhile.
+            self._beating.start()
             reader.read_to_end(self._fold, timeout=120)
             self.ready.set()
             self._reconcile()
-            next_beat = time.monotonic() + self.options.heartbeat_interval_s
             while not stop.is_set():
                 changed = False
                 for msg in reader.poll(0.2):
@@ -107,13 +119,33 @@ class Node:
                     self._reconcile()
                 for msg in calls.poll(0):
                     self._dispatch_call(msg)
-                if time.monotonic() >= next_beat:
-                    self._heartbeat()
-                    next_beat = time.monotonic() + self.options.heartbeat_interval_s
         finally:
             self._shutdown()
             reader.close()
             calls.close()
+
+    def _start_observability(self) -> None:
+        """Guest log lines to the logs topic; /metrics if a port was given."""
+        producer = clients.producer(self.settings, "node-logs", **{
+            # Bounded: a full queue drops lines (counted) instead of blocking user code.
+            "queue.buffering.max.messages": 100_000, "linger.ms": 100, "enable.idempotence": False})
+        self._log_handler = KafkaLogHandler(producer, self.topics.logs, self.node_id,
+                                            on_sent=self.metrics.log_lines.inc,
+                                            on_dropped=self.metrics.log_lines_dropped.inc)
+        logging.getLogger(LOGGER_PREFIX).addHandler(self._log_handler)
+        if self.options.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(self.options.metrics_port, self.options.metrics_address)
+            log.info("node %s: serving metrics on http://%s:%d/metrics", self.node_id,
+                     self.options.metrics_address, self.metrics_port)
+
+    def _instance_views(self) -> list[InstanceView]:
+        """Read at scrape time, from the HTTP server's thread: a snapshot, no locks held long."""
+        views = []
+        for name, entry in list(self.entries.items()):
+            inst = entry.instance
+            if inst is not None:
+                views.append(InstanceView(name, inst.partitions, inst.metrics.lag))
+        return views
 
     def _fold(self, msg) -> bool:
         rejected = self.control.fold(msg)
@@ -165,6 +197,7 @@ class Node:
                 entry.instance.stop()
             self.entries.pop(name, None)
             self.loader.drop_state(name)
+            self.metrics.forget(name)
             self._write_status(function_key(name, self.node_id), None)
             log.info("node %s: removed %s", self.node_id, name)
             return
@@ -182,7 +215,8 @@ class Node:
             instance = FunctionInstance(name, config, lambda: self.loader.prepare(rec, config),
                                         self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id,
                                         changelog_topics=self.loader.changelog_topics(rec, config),
-                                        transactional_id=f"fs-bus.{self.options.namespace}.{name}.{self.node_id}")
+                                        transactional_id=f"fs-bus.{self.options.namespace}.{name}.{self.node_id}",
+                                        metrics=self.metrics.for_function(name))
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
             instance.start()
@@ -221,8 +255,15 @@ class Node:
             self._write_status(function_key(name, self.node_id), encode_status(status))
             entry.published = snapshot
 
+    def _beat(self) -> None:
+        while not self._beats_stop.wait(self.options.heartbeat_interval_s):
+            try:
+                self._heartbeat()
+            except Exception:  # noqa: BLE001 - a missed beat is logged; the next one may go out
+                log.exception("node %s: heartbeat failed", self.node_id)
+
     def _heartbeat(self) -> None:
-        running = sum(1 for e in self.entries.values() if e.instance is not None)
+        running = sum(1 for e in list(self.entries.values()) if e.instance is not None)
         hb = NodeHeartbeat(self.node_id, socket.gethostname(), os.getpid(), __version__, self.started_at,
                            now_ms(), int(self.options.heartbeat_interval_s * 1000), running)
         self._write_status(node_key(self.node_id), encode_heartbeat(hb))
@@ -237,6 +278,13 @@ class Node:
             if entry.instance is not None:
                 entry.instance.stop()
             self._write_status(function_key(name, self.node_id), None)
+        self._beats_stop.set()  # the last beat must not follow the goodbye
+        if self._beating.is_alive():
+            self._beating.join(10)
         self._write_status(node_key(self.node_id), None)
         self._status_producer.flush(10)
+        if self._log_handler is not None:  # after the instances: their last lines go out too
+            logging.getLogger(LOGGER_PREFIX).removeHandler(self._log_handler)
+            self._log_handler.close()
+        self.metrics.close()
         self.engine.close()

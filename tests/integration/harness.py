@@ -129,10 +129,11 @@ class NodeProcess:
 
     def __init__(self, bootstrap: str, namespace: str, node_id: str, workdir: Path,
                  compiled_cache: Path | None = None, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 client_config: dict[str, str] | None = None):
+                 client_config: dict[str, str] | None = None, metrics_port: int | None = None):
         self.bootstrap, self.namespace, self.node_id = bootstrap, namespace, node_id
         self.args, self.env = args, env  # more `fs-bus node` options; extra environment
         self.client_config = client_config  # what wait_alive's client needs to read the status topic
+        self.metrics_port = metrics_port
         self.cache_dir = workdir / f"cache-{node_id}"
         if compiled_cache is not None and not (self.cache_dir / "compiled").exists():
             # Compiling an 18 MB guest takes seconds: nodes of one test run share the result.
@@ -147,7 +148,9 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fs_bus", "node", "--bootstrap-servers", self.bootstrap,
              "--namespace", self.namespace, "--node-id", self.node_id, "--cache-dir", str(self.cache_dir),
-             "--heartbeat-interval", "0.5", *self.args],
+             "--heartbeat-interval", "0.5", *self.args,
+             *(["--metrics-port", str(self.metrics_port), "--metrics-address", "127.0.0.1"]
+               if self.metrics_port is not None else [])],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
             env={**os.environ, **(self.env or {})})
         log.close()
@@ -169,6 +172,21 @@ class NodeProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
+
+    def metrics(self) -> dict[str, float]:
+        """The node's /metrics, parsed: ``{'name{label="v",...}': value}`` (labels sorted)."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        assert self.metrics_port is not None, "start the node with metrics_port"
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
+        samples = {}
+        for family in text_string_to_metric_families(body):
+            for s in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                samples[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return samples
 
     def kill(self) -> None:
         assert self.proc is not None

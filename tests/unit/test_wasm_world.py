@@ -521,3 +521,40 @@ wasi:
     finally:
         processor.close()
         state.close()
+
+
+def test_a_components_stdout_and_stderr_become_log_lines_for_the_logs_topic(
+    engine: WasmEngine, guest: LoadedComponent
+) -> None:
+    """What the node's logs-topic handler makes of a component's output: the lines, each
+    with its function, partition (from the logger's name) and stream."""
+    from fs_bus.observability.logs import KafkaLogHandler, decode_log_line, function_logger
+
+    class Queue:  # stands in for the producer: takes what the handler produces
+        def __init__(self) -> None:
+            self.values: list[bytes] = []
+
+        def produce(self, topic: str, key: bytes, value: bytes, timestamp: int) -> None:
+            self.values.append(value)
+
+        def poll(self, timeout: float) -> int:
+            return 0
+
+    logger = function_logger("probe", "in.put-topic", 7)
+    queue = Queue()
+    handler = KafkaLogHandler(queue, "ns.logs", "n1")  # type: ignore[arg-type]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    probe = new_guest(engine, guest, log=logger)
+    try:
+        probe.run("print", text="hello\nworld ✓", stderr="something went wrong")
+    finally:
+        probe.p.close()
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    lines = [decode_log_line(v) for v in queue.values]
+    assert [(ln.function, ln.node, ln.topic, ln.partition, ln.stream, ln.line) for ln in lines] == [
+        ("probe", "n1", "in.put-topic", 7, "stdout", "hello"),
+        ("probe", "n1", "in.put-topic", 7, "stdout", "world ✓"),
+        ("probe", "n1", "in.put-topic", 7, "stderr", "something went wrong"),
+    ]

@@ -1,0 +1,1 @@
+"""What a node tells operators: Prometheus metrics and function log lines on the logs topic."""
