@@ -32,6 +32,8 @@ def _status(entry: dict[str, Any]) -> str:
 def _note(entry: dict[str, Any], width: int = 70) -> str:
     err = entry.get("error")
     if not err:
+        if entry.get("records_before_start"):
+            return f"{entry['records_before_start']:,} ran before timing began: use more --records"[:width]
         return ""
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return first[:width]

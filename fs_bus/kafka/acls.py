@@ -32,7 +32,7 @@ def user_acls(principal: str, topics: Topics) -> list[AclBinding]:
     a function's lag and START ... FROM need DESCRIBE and READ on its group and inputs.)"""
     return [*_topic(principal, topics.control, _R, _W, _D), *_topic(principal, topics.artifacts, _W, _D),
             *_topic(principal, topics.status, _R, _D), *_topic(principal, topics.calls, _W, _D),
-            *_topic(principal, topics.replies, _R, _D),
+            *_topic(principal, topics.replies, _R, _D), *_topic(principal, topics.logs, _R, _D),
             *_prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.DELETE, _D)]
 
 
@@ -44,7 +44,7 @@ def _prefixed(resource: ResourceType, principal: str, prefix: str, *ops: AclOper
 def node_acls(principal: str, topics: Topics) -> list[AclBinding]:
     return [*_topic(principal, topics.control, _R, _D), *_topic(principal, topics.artifacts, _R, _D),
             *_topic(principal, topics.status, _W, _D), *_topic(principal, topics.calls, _R, _D),
-            *_topic(principal, topics.replies, _W, _D),
+            *_topic(principal, topics.replies, _W, _D), *_topic(principal, topics.logs, _W, _D),
             # functions' state: the node creates each changelog, writes it and restores from it
             *_prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.CREATE, _R, _W, _D),
             # processing.guarantee: exactly_once (transactional id fs-bus.<ns>.<function>.<node>)

@@ -204,3 +204,49 @@ def test_a_slow_output_holds_the_function_back_with_bounded_memory(bootstrap_ser
     assert 0 < committed < records / 4  # the output really held the function back
     # Far less than the 40 MB backlog stayed in the node: it held back what it could not write.
     assert max(samples) - baseline < 20, samples
+
+
+def test_an_hour_of_steady_load_leaves_memory_flat(bootstrap_servers, namespace, client, nodes):
+    """One hour at 60 records/s (216 000 records of 200 B), offered at a steady 4 000/s:
+    every record comes out, and the node's memory after its warm-up stays flat."""
+    records, rate, size = 216_000, 4_000, 200
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    node = nodes("n1")
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap_servers, "soak", src, dst))
+    out = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"soak-{namespace}",
+                    "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    out.subscribe([dst])
+    received = 0
+    samples: list[tuple[float, float]] = []  # (seconds since start, node RSS MB)
+
+    def send() -> None:
+        producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5})
+        started, value = time.monotonic(), b"x" * size
+        for i in range(records):
+            if i % 400 == 0:  # paced in steps of 0.1 s: a steady offered rate
+                ahead = started + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                producer.poll(0)
+            producer.produce(src, key=b"%d" % (i % 1000), value=value)
+        producer.flush(60)
+
+    sender = threading.Thread(target=send)
+    started = time.monotonic()
+    sender.start()
+    next_sample = started
+    deadline = started + records / rate + 120
+    while received < records and time.monotonic() < deadline:
+        received += sum(1 for m in out.consume(1000, 0.2) if m.error() is None)
+        if time.monotonic() >= next_sample:
+            samples.append((time.monotonic() - started, _rss_mb(node.proc.pid)))
+            next_sample += 2.0
+    sender.join()
+    out.close()
+    assert received == records, f"{received} of {records} records came out"
+    print("soak RSS (s, MB): " + ", ".join(f"{t:.0f}:{mb:.0f}" for t, mb in samples))
+    steady = [mb for t, mb in samples if t >= 10]  # after the warm-up
+    half = len(steady) // 2
+    assert len(steady) >= 10, samples
+    # Flat: the second half of the run never goes more than a few MB above the first half.
+    assert max(steady[half:]) <= max(steady[:half]) + 12, samples
