@@ -101,6 +101,20 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
     assert p.flush(30) == 0
 
 
+def read_topic(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list:
+    """The first ``n`` messages of ``topic`` (all partitions), read with a fresh group."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    got: list = []
+    try:
+        wait_until(lambda: got.extend(m for m in consumer.consume(100, 0.2) if m.error() is None) or len(got) >= n,
+                   timeout, f"{n} record(s) on {topic}")
+    finally:
+        consumer.close()
+    return got
+
+
 class OutputReader:
     """Reads an output topic from the beginning, keeping everything seen so far."""
 

@@ -6,10 +6,15 @@ import json
 import subprocess
 import sys
 
+import logging
+
+from confluent_kafka import Producer
+
 from fs_bus.local.broker import free_port
+from fs_bus.observability.logs import KafkaLogHandler, decode_log_line
 from fs_client.config import KafkaInput, KafkaOutput, WasmTaskBuilder
 from tests.integration.harness import (
-    ROOT, UPPER_WASM, OutputReader, create_topic, function_state, produce, upper_config, wait_until,
+    ROOT, UPPER_WASM, OutputReader, create_topic, function_state, produce, read_topic, upper_config, wait_until,
 )
 
 PRINTER = '''
@@ -149,3 +154,23 @@ def test_fs_bus_logs_follow_prints_lines_as_they_come(bootstrap_servers, namespa
     finally:
         proc.terminate()
         assert proc.wait(30) == 0, proc.stderr.read()
+
+
+def test_the_log_handler_keys_lines_by_function_and_drops_when_the_queue_is_full_without_raising(
+        bootstrap_servers, namespace):
+    topic = f"{namespace}.logs"
+    create_topic(bootstrap_servers, topic)
+    # Room for two lines, and nothing leaves before the handler closes: the third finds it full.
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "queue.buffering.max.messages": 2,
+                         "linger.ms": 30_000})
+    counts = {"sent": 0, "dropped": 0}
+    handler = KafkaLogHandler(producer, topic, "n1", on_sent=lambda: counts.__setitem__("sent", counts["sent"] + 1),
+                              on_dropped=lambda: counts.__setitem__("dropped", counts["dropped"] + 1))
+    for i in range(5):
+        record = logging.LogRecord("fs_bus.function.f.t-0", logging.INFO, __file__, 0, f"line {i}", None, None)
+        record.stream = "stdout"
+        handler.handle(record)
+    assert counts == {"sent": 2, "dropped": 3}
+    handler.close()  # flushes
+    got = read_topic(bootstrap_servers, topic, 2)
+    assert [(m.key(), decode_log_line(m.value()).line) for m in got] == [(b"f", "line 0"), (b"f", "line 1")]

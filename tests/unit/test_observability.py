@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 
 from fs_bus.errors import DecodeError, FsBusError
-from fs_bus.observability.logs import KafkaLogHandler, LogLine, decode_log_line, encode_log_line, line_from_record
+from fs_bus.observability.logs import LogLine, decode_log_line, encode_log_line, line_from_record
 from fs_bus.observability.metrics import InstanceView, NodeMetrics, consumer_lag, metric_name
 from fs_bus.observability.tail import format_line, parse_since
 from fs_bus.runtime.base import Emitted
@@ -59,35 +59,6 @@ def test_a_guest_line_names_its_function_topic_partition_and_stream():
 def test_records_outside_the_function_hierarchy_are_not_log_lines():
     assert line_from_record(guest_record("fs_bus.node.node", None, "stdout", "x"), "n1") is None
     assert line_from_record(guest_record("fs_bus.functionary", None, "stdout", "x"), "n1") is None
-
-
-class FakeProducer:
-    def __init__(self, full_after: int):
-        self.sent: list[tuple[str, bytes, bytes]] = []
-        self.full_after = full_after
-
-    def produce(self, topic, key, value, timestamp):
-        if len(self.sent) >= self.full_after:
-            raise BufferError("Local: Queue full")
-        self.sent.append((topic, key, value))
-
-    def poll(self, timeout):
-        return 0
-
-    def flush(self, timeout):
-        return 0
-
-
-def test_the_handler_keys_lines_by_function_and_drops_when_the_queue_is_full_without_raising():
-    producer = FakeProducer(full_after=2)
-    counts = {"sent": 0, "dropped": 0}
-    handler = KafkaLogHandler(producer, "ns.logs", "n1", on_sent=lambda: counts.__setitem__("sent", counts["sent"] + 1),
-                              on_dropped=lambda: counts.__setitem__("dropped", counts["dropped"] + 1))
-    for i in range(5):
-        handler.handle(guest_record("fs_bus.function.f.t-0", "f", "stdout", f"line {i}"))
-    assert [(t, k, decode_log_line(v).line) for t, k, v in producer.sent] == [
-        ("ns.logs", b"f", "line 0"), ("ns.logs", b"f", "line 1")]
-    assert counts == {"sent": 2, "dropped": 3}
 
 
 def test_a_line_for_people_shows_time_node_partition_and_stream():

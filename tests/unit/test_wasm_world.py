@@ -523,26 +523,20 @@ wasi:
         state.close()
 
 
-def test_a_components_stdout_and_stderr_become_log_lines_for_the_logs_topic(
-    engine: WasmEngine, guest: LoadedComponent
+def test_a_components_stdout_and_stderr_become_log_lines_on_the_logs_topic(
+    engine: WasmEngine, guest: LoadedComponent, bootstrap_servers: str, namespace: str
 ) -> None:
-    """What the node's logs-topic handler makes of a component's output: the lines, each
-    with its function, partition (from the logger's name) and stream."""
+    """What the node's logs-topic handler makes of a component's output, as read back
+    from Kafka: the lines, each with its function, partition (from the logger's name) and stream."""
+    from confluent_kafka import Producer
+
     from fs_bus.observability.logs import KafkaLogHandler, decode_log_line, function_logger
+    from tests.integration.harness import create_topic, read_topic
 
-    class Queue:  # stands in for the producer: takes what the handler produces
-        def __init__(self) -> None:
-            self.values: list[bytes] = []
-
-        def produce(self, topic: str, key: bytes, value: bytes, timestamp: int) -> None:
-            self.values.append(value)
-
-        def poll(self, timeout: float) -> int:
-            return 0
-
+    topic = f"{namespace}.logs"
+    create_topic(bootstrap_servers, topic)
     logger = function_logger("probe", "in.put-topic", 7)
-    queue = Queue()
-    handler = KafkaLogHandler(queue, "ns.logs", "n1")  # type: ignore[arg-type]
+    handler = KafkaLogHandler(Producer({"bootstrap.servers": bootstrap_servers}), topic, "n1")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     probe = new_guest(engine, guest, log=logger)
@@ -552,7 +546,8 @@ def test_a_components_stdout_and_stderr_become_log_lines_for_the_logs_topic(
         probe.p.close()
         logger.removeHandler(handler)
         logger.setLevel(logging.NOTSET)
-    lines = [decode_log_line(v) for v in queue.values]
+        handler.close()
+    lines = [decode_log_line(m.value()) for m in read_topic(bootstrap_servers, topic, 3)]
     assert [(ln.function, ln.node, ln.topic, ln.partition, ln.stream, ln.line) for ln in lines] == [
         ("probe", "n1", "in.put-topic", 7, "stdout", "hello"),
         ("probe", "n1", "in.put-topic", 7, "stdout", "world ✓"),
