@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.common import (
-    ALL_CASES, ROOT, THROUGHPUT_CASES, CaseSkipped, CaseTimeout, Children, Deadline, Outcome, Params, create_topics,
+    ALL_CASES, LATENCY_TARGETS, ROOT, THROUGHPUT_CASES, CaseSkipped, CaseTimeout, Children, Deadline, Outcome, Params, create_topics,
     log, produce_dataset,
 )
 
@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="how long the latency case produces, per target (default 10)")
     ap.add_argument("--rate", type=float, default=None,
                     help="offered rate (records/s) for the latency case (default: half of each case's measured max)")
+    ap.add_argument("--latency-targets", default=",".join(LATENCY_TARGETS),
+                    help=f"what the latency case measures, in this order: {','.join(LATENCY_TARGETS)} (default: all)")
     ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
                     help="processing.guarantee of the functions the fs-bus cases deploy (default at_least_once)")
     ap.add_argument("--functions", type=int, default=50,
@@ -78,6 +80,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("records", "size", "partitions", "functions", "artifact_mb"):
         if getattr(a, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
+    targets = [t.strip() for t in a.latency_targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in LATENCY_TARGETS]
+    if unknown or not targets:
+        ap.error(f"unknown latency target(s) {unknown}; choose from {', '.join(LATENCY_TARGETS)}")
+    a.latency_targets = [t for t in LATENCY_TARGETS if t in targets]
     if a.size < 24:
         ap.error("--size must be at least 24 (the latency case stamps 20 digits into each value)")
     if a.latency_seconds <= 0:
@@ -169,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         p = Params(bootstrap=bootstrap, workdir=workdir, records=a.records, size=a.size, partitions=a.partitions,
                    input_topic=f"{run_id}-input", run_id=run_id, case_timeout=case_timeout,
                    latency_seconds=a.latency_seconds, rate=a.rate, functions=a.functions,
-                   artifact_mb=a.artifact_mb, peer_python=a.peer_python, guarantee=a.guarantee)
+                   artifact_mb=a.artifact_mb, peer_python=a.peer_python, guarantee=a.guarantee,
+                   latency_targets=tuple(a.latency_targets))
 
         # The data set also warms the broker up (a cold JVM answers its first produce
         # requests slowly), which the latency case needs even when it has a --rate.

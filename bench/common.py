@@ -26,7 +26,7 @@ UPPER_WASM = ROOT / "examples" / "upper" / "upper.wasm"
 UPPER_FAST_DIR = ROOT / "examples" / "upper-fast"
 
 THROUGHPUT_CASES = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer")
-LATENCY_TARGETS = ("limit", "wasm-reference-world", "wasm-fast", "python")
+LATENCY_TARGETS = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer")
 ALL_CASES = (*THROUGHPUT_CASES, "latency", "control-plane")
 
 
@@ -77,6 +77,7 @@ class Params:
     peer_python: str
     verbose: bool = False
     guarantee: str = "at_least_once"  # processing.guarantee of the functions the node cases deploy
+    latency_targets: tuple[str, ...] = LATENCY_TARGETS
 
 
 @dataclass

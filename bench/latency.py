@@ -1,8 +1,8 @@
 """The ``latency`` case: end-to-end latency at a fixed offered rate.
 
-For each of limit / wasm-reference-world / python: a fresh input and output topic,
-the processor started on them (bench.limit --serve in a subprocess, or a function
-on a node of its own), a warm-up record per partition waited for, then records
+For each of limit / wasm-reference-world / wasm-fast / python / peer: a fresh input
+and output topic, the processor started on them (bench.limit --serve or quixstreams
+in a subprocess, or a function on a node of its own), a warm-up record per partition waited for, then records
 produced at ``rate`` per second for ``--latency-seconds``. Each value starts with
 the wall-clock time it was produced at (20 decimal digits of ns, which upper-casing
 leaves alone); a consumer of the output topic in this process takes its own wall
@@ -23,10 +23,10 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from bench.common import (
-    LATENCY_TARGETS, Children, Deadline, EndOffsets, Params, create_topics, log, percentile, tail, wait_for_count,
+    LATENCY_TARGETS, ROOT, CaseSkipped, Children, Deadline, EndOffsets, Params, create_topics, log, percentile, tail, wait_for_count,
 )
 from bench.node import BenchNode
-from bench.throughput import deploy, drop
+from bench.throughput import PEER_SCRIPT, deploy, drop, peer_version
 
 STAMP = 20  # digits of the produce time (ns) at the start of each value
 WARMUP_S = 3.0  # produced at the rate but not measured: new topics, a cold broker JIT, the group forming
@@ -157,14 +157,23 @@ def measure(bootstrap: str, source: str, sink: str, partitions: int, size: int, 
 def run_target(p: Params, deadline: Deadline, children: Children, target: str, rate: float) -> dict[str, Any]:
     source, sink = f"{p.run_id}-lat-in-{target}", f"{p.run_id}-lat-out-{target}"
     create_topics(p.bootstrap, [source, sink], p.partitions)
-    if target == "limit":
-        log_path = p.workdir / "limit-serve.log"
-        proc = children.start([sys.executable, "-m", "bench.limit", "--serve", "--bootstrap", p.bootstrap,
-                               "--source", source, "--sink", sink, "--group", f"{p.run_id}-lat-limit"], log_path)
+    if target in ("limit", "peer"):
+        if target == "limit":
+            log_path = p.workdir / "limit-serve.log"
+            argv = [sys.executable, "-m", "bench.limit", "--serve", "--bootstrap", p.bootstrap,
+                    "--source", source, "--sink", sink, "--group", f"{p.run_id}-lat-limit"]
+        else:
+            if peer_version(p.peer_python) is None:
+                raise CaseSkipped("skipped: pip install quixstreams" +
+                                  ("" if p.peer_python == sys.executable else f" (into {p.peer_python})"))
+            log_path = p.workdir / "peer-latency-quixstreams.log"
+            argv = [p.peer_python, str(PEER_SCRIPT), "--bootstrap", p.bootstrap, "--source", source, "--sink", sink,
+                    "--group", f"{p.run_id}-lat-peer", "--state-dir", str(p.workdir / "peer-latency-state")]
+        proc = children.start(argv, log_path, cwd=ROOT if target == "limit" else p.workdir)
 
         def alive() -> None:
             if proc.poll() is not None:
-                raise RuntimeError(f"the limit loop exited (code {proc.returncode}):\n{tail(log_path)}")
+                raise RuntimeError(f"the {target} process exited (code {proc.returncode}):\n{tail(log_path)}")
         try:
             return measure(p.bootstrap, source, sink, p.partitions, p.size, rate, p.latency_seconds, deadline, alive)
         finally:
@@ -189,7 +198,7 @@ def run_latency(p: Params, deadline: Deadline, children: Children,
                 max_rates: dict[str, float]) -> dict[str, Any]:
     """Every target; one that cannot run is reported in its own entry, not raised."""
     results: dict[str, Any] = {}
-    for target in LATENCY_TARGETS:
+    for target in p.latency_targets:
         if p.rate:
             rate = p.rate
         elif max_rates.get(target):
@@ -202,6 +211,8 @@ def run_latency(p: Params, deadline: Deadline, children: Children,
         started = time.monotonic()
         try:
             results[target] = {"status": "ok", **run_target(p, deadline, children, target, rate)}
+        except CaseSkipped as e:
+            results[target] = {"status": "skipped", "error": str(e)}
         except Exception as e:  # noqa: BLE001 - reported in the table
             results[target] = {"status": "timeout" if deadline.expired() else "failed",
                                "error": f"{type(e).__name__}: {e}"[:2000]}

@@ -12,7 +12,7 @@ import socket
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from fs_bus.errors import AccessDenied, KafkaUnavailable
@@ -158,3 +158,21 @@ def produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | N
         if refused is not None:
             raise refused
         raise KafkaUnavailable(f"write to {topic!r} failed: {outcome[0].str()}")
+
+
+def take(consumer: Consumer, n: int, timeout: float) -> list[Message]:
+    """Up to ``n`` records: what ``consumer`` has fetched already, or else the next
+    record to arrive within ``timeout`` together with whatever came along with it.
+
+    ``consumer.consume(n, timeout)`` waits until it has ``n`` records or ``timeout``
+    has passed, so at a modest rate every record would wait for its batch to fill.
+    This never waits once there is a record: it goes through as soon as the caller
+    is free, and batches grow by themselves under load, from what was fetched while
+    the caller handled the last one."""
+    msgs = consumer.consume(n, 0)
+    if not msgs:
+        msgs = consumer.consume(1, timeout)
+        if msgs and n > 1:
+            msgs += consumer.consume(n - 1, 0)
+    return msgs
+

@@ -319,8 +319,9 @@ class FunctionInstance:
         last_commit = time.monotonic()
         next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
         next_lag = 0.0
+        take = min(batch, max_batch)
         while not self._stop.is_set():
-            msgs = self._consumer.consume(min(batch, max_batch), timeout)
+            msgs = clients.take(self._consumer, take, timeout)
             if self._restart_reason is not None:
                 reason, self._restart_reason = self._restart_reason, None
                 raise FsBusError(f"function {self.name}: {reason}")

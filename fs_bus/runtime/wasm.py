@@ -62,6 +62,7 @@ base64(bytes)], ...]}``.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import importlib.metadata
 import itertools
@@ -71,6 +72,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -666,6 +668,8 @@ class WasmProcessor:
 
         self._store: wasmtime.Store | None = wasmtime.Store(engine.engine)
         store = self._store
+        self._ctx = wasm_bytes.context(store)
+        self._tick_s = engine.tick_s
         if memory_limit_mb:
             # Per linear memory of this instance alone: past it memory.grow returns -1,
             # and the guest's allocator fails (usually a trap) in this instance only.
@@ -691,7 +695,7 @@ class WasmProcessor:
         with linker.root() as root:
             if COLLECTOR in component.imports:
 
-                def emit(_store: Any, target_id: int, data: bytes) -> None:
+                def emit(target_id: int, data: bytes) -> None:
                     sink.out.records.append((target_id, data))
 
                 def emit_watermark(_store: Any, target_id: int, watermark: int) -> None:
@@ -737,6 +741,7 @@ class WasmProcessor:
             assert func is not None  # _describe() checked the export
             self._process_batch = wasm_bytes.ExportCall(store, func)
         self._fs_process = get("fs-process")
+        self._fs_process_record: Callable[[int, bytes], None] | None = None  # made on first use
         assert self._fs_process is not None or self._process_batch is not None  # _describe() checked
         self._fs_close = get("fs-close")
         self._fs_process_watermark = get("fs-process-watermark")
@@ -831,26 +836,45 @@ class WasmProcessor:
 
     def _process_each(self, source_id: int, records: Sequence[InputRecord]) -> Emitted:
         """The reference world's road: one fs-process call per record; what a record
-        emitted keeps its key. No per-record object beyond the output tuples."""
-        fs_process = self._fs_process
-        assert fs_process is not None
+        emitted keeps its key. The hot loop of that world, so it calls the export
+        directly rather than through :meth:`_call`: the instance is checked once per
+        batch, and the call budget is re-armed only once an epoch tick may have
+        passed (see :meth:`_arm`)."""
+        assert self._fs_process is not None
+        store = self._store
+        if self._fs_process_record is None:
+            self._fs_process_record = self._fs_process.record_caller(store) or functools.partial(self._fs_process, store)
+        fs_process = self._fs_process_record
         sink = self._sink.out
         out: list = []
         watermarks = sink.watermarks
         pending = sink.records  # what fs-init emitted goes out with the first record
         sink.records = emitted = []
+        arm, tick = self._arm, self._tick_s
+        armed = -tick
+        now = time.monotonic
+        i = 0
         try:
+            self._check_open()
             for i, r in enumerate(records):
-                try:
-                    self._call("fs-process", fs_process, source_id, r.value() or b"", flush=False)
-                except GuestError as exc:
-                    raise BatchFailed(str(exc), i, [Emitted(out, watermarks)]) from exc
+                clock = now()
+                if clock - armed >= tick:
+                    arm()
+                    armed = clock
+                fs_process(source_id, r.value() or b"")
                 if pending or emitted:
                     key = r.key()
-                    out += [(t, d, key, None) for t, d in pending]
-                    out += [(t, d, key, None) for t, d in emitted]
-                    pending = []
-                    emitted.clear()
+                    if pending:
+                        out += [(t, d, key, None) for t, d in pending]
+                        pending = []
+                    if len(emitted) == 1:
+                        target, data = emitted.pop()
+                        out.append((target, data, key, None))
+                    else:
+                        out += [(t, d, key, None) for t, d in emitted]
+                        emitted.clear()
+        except Exception as e:  # noqa: BLE001 - _failed says what it was
+            raise BatchFailed(str(self._failed("fs-process", e)), i, [Emitted(out, watermarks)]) from e
         finally:
             self._sink.out = Emitted()
             self._output.flush()  # the guest's output lines, once per batch
@@ -941,27 +965,38 @@ class WasmProcessor:
         self._check_open()
         store = self._store
         assert store is not None
-        store.set_epoch_deadline(self._ticks)
+        self._arm()
         try:
             return func(store, *args)
         except Exception as e:
-            # Any failure once wasm was entered leaves the instance poisoned
-            # (wasmtime refuses to re-enter it), so never call it again.
-            self._broken = True
-            text = str(e)
-            if isinstance(e, wasmtime.WasmtimeError) and _INTERRUPT in text:
-                raise GuestTimeout(
-                    f"function {self.function_name!r} ran past its {self.call_timeout_s} s budget in {export}"
-                ) from None
-            if isinstance(e, wasmtime.WasmtimeError):
-                limit = f" (its memory is limited to {self.memory_limit_mb} MiB)" if self.memory_limit_mb else ""
-                raise GuestError(
-                    f"function {self.function_name!r} trapped in {export}{limit}: {_cause(text)}\n{text}") from None
-            raise GuestError(f"function {self.function_name!r} failed in {export}: {type(e).__name__}: {e}") from e
+            raise self._failed(export, e) from (e if not isinstance(e, wasmtime.WasmtimeError) else None)
         finally:
             # A line printed without its newline belongs to this call, not the next.
             if flush:
                 self._output.flush()
+
+    def _arm(self) -> None:
+        """Give the next call its budget: the epoch deadline, ``_ticks`` ticks from now.
+
+        A loop may re-arm only once per tick (``_process_each``): the ticker cannot
+        advance twice within one tick, so one more tick than the budget's keeps the
+        budget a floor for every call made within a tick of arming."""
+        wasm_bytes.set_epoch_deadline(self._ctx, self._ticks + 1)
+
+    def _failed(self, export: str, e: Exception) -> GuestError:
+        """What a failed call of ``export`` means, as the error to raise. Any failure
+        once wasm was entered leaves the instance poisoned (wasmtime refuses to
+        re-enter it), so it is never called again."""
+        self._broken = True
+        if isinstance(e, GuestError):
+            return e
+        text = str(e)
+        if isinstance(e, wasmtime.WasmtimeError) and _INTERRUPT in text:
+            return GuestTimeout(f"function {self.function_name!r} ran past its {self.call_timeout_s} s budget in {export}")
+        if isinstance(e, wasmtime.WasmtimeError):
+            limit = f" (its memory is limited to {self.memory_limit_mb} MiB)" if self.memory_limit_mb else ""
+            return GuestError(f"function {self.function_name!r} trapped in {export}{limit}: {_cause(text)}\n{text}")
+        return GuestError(f"function {self.function_name!r} failed in {export}: {type(e).__name__}: {e}")
 
     def close(self) -> None:
         """Call fs-close if exported (a failure there is logged, not raised), then free the instance."""

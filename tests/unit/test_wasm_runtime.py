@@ -16,7 +16,8 @@ import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fs_bus.errors import ArtifactError, GuestError, GuestTimeout, InvalidArtifact
+from fs_bus.errors import ArtifactError, BatchFailed, GuestError, GuestTimeout, InvalidArtifact
+from fs_bus.runtime.framing import Record
 from fs_bus.runtime.wasm import COLLECTOR, KV, LoadedComponent, WasmEngine, WasmProcessor
 
 UPPER_DIR = Path(__file__).resolve().parents[2] / "examples" / "upper"
@@ -130,6 +131,12 @@ COUNTER = make(
       (call $emit_wm (local.get $src) (i64.extend_i32_u (global.get $count))))
     """
 )
+
+# Emits each record unchanged to target `source-id`: the source id a call got is visible.
+ECHO_TO_SOURCE = make(core="""
+    (func (export "fs-process") (param $src i32) (param $ptr i32) (param $len i32)
+      (call $emit (local.get $src) (local.get $ptr) (local.get $len)))
+    """)
 
 SPIN = make(core='(func (export "fs-process") (param i32 i32 i32) (loop $forever (br $forever)))')
 
@@ -292,6 +299,31 @@ def upper_processor(upper_wasm: bytes) -> Iterator[WasmProcessor]:
 @given(data=st.binary(max_size=300), source_id=st.integers(0, 2**32 - 1))
 def test_upper_changes_only_ascii_lowercase(upper_processor: WasmProcessor, data: bytes, source_id: int) -> None:
     assert upper_processor.process(source_id, data).records == [(0, upper_expected(data))]
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.tuples(st.integers(0, 2**32 - 1),
+                                  st.lists(st.tuples(st.binary(max_size=400), st.none() | st.binary(max_size=8)),
+                                           max_size=12)),
+                        max_size=6))
+def test_batches_of_any_record_sizes_keep_every_record_its_bytes_source_and_key(batches) -> None:
+    """The per-record road of the reference world reuses its argument array: records
+    longer and shorter than the last, empty ones, and a source id that changes
+    between batches must each reach the guest exactly as given."""
+    with WasmEngine() as engine, processor(engine, ECHO_TO_SOURCE) as p:
+        for source_id, records in batches:
+            out = p.process_records(source_id, [Record(value, key) for value, key in records])
+            assert out.records == [(source_id, value, key, None) for value, key in records]
+
+
+def test_an_endless_loop_in_a_batch_fails_that_record_within_its_budget(engine: WasmEngine) -> None:
+    spin = processor(engine, SPIN, call_timeout_s=0.3)
+    start = time.monotonic()
+    with pytest.raises(BatchFailed, match=r"ran past its 0.3 s budget in fs-process") as info:
+        spin.process_records(0, [Record(b"x"), Record(b"y")])
+    elapsed = time.monotonic() - start
+    assert info.value.index == 0 and spin.broken
+    assert 0.25 <= elapsed < 3.0, elapsed  # the budget is a floor, and it is enforced
 
 
 # --- fs-init ----------------------------------------------------------------------
