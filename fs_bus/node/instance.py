@@ -364,18 +364,25 @@ class FunctionInstance:
         self.metrics.lag = consumer_lag(highs, positions)
 
     def _run_batches(self, groups: dict[tuple[str, int], list[Message]]) -> int:
-        """Run each partition's batch; several partitions at once when there are several.
+        """Run each partition's batch; several partitions at once when there are several
+        and their engines spend a batch outside the GIL.
 
-        Guest code runs without the GIL (wasmtime) or in its own process (Python
-        functions), so partitions really run in parallel; outputs are then produced here,
-        partition by partition, in order. A failing partition does not stop the others'
-        results from going out (their workers have moved on): the first failure is
-        raised once all are handled.
+        A batch of the fast world is one long wasmtime call without the GIL, and a Python
+        function runs in its own process, so their partitions really run in parallel.
+        The reference world makes a short call per record and calls back into Python for
+        every emit: threads would trade the GIL on every record, and in process four
+        partitions on threads ran at less than half the rate of the same four one after
+        another. Outputs are produced here, partition by partition, in order. A failing
+        partition does not stop the others' results from going out (their workers have
+        moved on): the first failure is raised once all are handled.
         """
         ran: dict[tuple[str, int], Future] = {}
         if len(groups) > 1 and not any(self._settle.get(k) or k in self._careful for k in groups):
             with self._lock:
                 workers = {k: self.workers.get(k) for k in groups}
+        else:
+            workers = {}
+        if workers and all(w is None or getattr(w.processor, "parallel_batches", False) for w in workers.values()):
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=PARALLEL_WORKERS, thread_name_prefix=f"fn-{self.name}")
             ran = {k: self._pool.submit(_timed, w.process_batch, groups[k]) for k, w in workers.items() if w is not None}

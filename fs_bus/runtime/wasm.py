@@ -771,6 +771,13 @@ class WasmProcessor:
         return {"store": len(self._kv.store_handles), "iterator": len(self._kv.iterators)}
 
     @property
+    def parallel_batches(self) -> bool:
+        """Whether batches of several instances gain from running on threads at once:
+        a fast-world batch is one call that runs without the GIL; the reference world's
+        per-record calls and emits would only trade the GIL back and forth."""
+        return self.fast
+
+    @property
     def fast(self) -> bool:
         """True if the guest takes batches of records as bytes (fs-bus:batch)."""
         return self._process_batch is not None

@@ -48,9 +48,10 @@ def processor(engine: WasmEngine, probe: LoadedComponent) -> Iterator[WasmProces
         yield p
 
 
-def test_a_component_exporting_the_batch_interface_is_recognised(probe, upper_fast):
+def test_a_component_exporting_the_batch_interface_is_recognised(probe, upper_fast, processor):
     assert probe.fast and upper_fast.fast
     assert "fs-process" not in probe.exports
+    assert processor.fast and processor.parallel_batches  # a batch is one call without the GIL
 
 
 def test_the_guest_sees_each_records_key_headers_timestamp_partition_offset_and_source(processor):

@@ -268,6 +268,7 @@ def test_upper_uppercases_and_emits_to_target_0(engine: WasmEngine, upper_wasm: 
     assert loaded.exports == {"fs-init", "fs-process", "fs-close"}
     assert loaded.imports == {COLLECTOR}
     with WasmProcessor(engine, loaded, {"greeting": "hello"}, function_name="upper") as p:
+        assert not p.parallel_batches  # a call and an emit per record: threads would trade the GIL
         out = p.process(0, b"hello, World 42!")
         assert out.records == [(0, b"HELLO, WORLD 42!")]
         assert out.watermarks == []

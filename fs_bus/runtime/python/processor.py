@@ -108,6 +108,10 @@ class PythonProcessor:
         """True after a failure: the child is gone and calls raise ``GuestError``."""
         return self._broken
 
+    # The child does the work while this thread waits on a pipe: several partitions'
+    # batches run at once on the node's threads.
+    parallel_batches = True
+
     # --- the Processor protocol ---------------------------------------------------
 
     def process(self, source_id: int, data: bytes) -> Emitted:
