@@ -40,6 +40,18 @@ cases (--cases, comma-separated; default: all):
 """
 
 
+def _rate(text: str) -> float | str:
+    if text == "common":
+        return text
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number of records/s nor 'common'") from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError("the rate must be positive")
+    return rate
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,8 +64,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="JSON results file (default bench/results/<UTC timestamp>.json)")
     ap.add_argument("--latency-seconds", type=float, default=10.0,
                     help="how long the latency case produces, per target (default 10)")
-    ap.add_argument("--rate", type=float, default=None,
-                    help="offered rate (records/s) for the latency case (default: half of each case's measured max)")
+    ap.add_argument("--rate", type=_rate, default=None,
+                    help="offered rate (records/s) of the latency case, or 'common': every target at half of the "
+                         "lowest max measured among them, so their latencies compare at one rate "
+                         "(default: each target at half of its own measured max)")
     ap.add_argument("--latency-targets", default=",".join(LATENCY_TARGETS),
                     help=f"what the latency case measures, in this order: {','.join(LATENCY_TARGETS)} (default: all)")
     ap.add_argument("--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",

@@ -71,7 +71,7 @@ class Params:
     run_id: str
     case_timeout: float
     latency_seconds: float
-    rate: float | None
+    rate: float | str | None  # records/s, "common", or None: half of each target's max
     functions: int
     artifact_mb: int
     peer_python: str

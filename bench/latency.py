@@ -9,7 +9,8 @@ leaves alone); a consumer of the output topic in this process takes its own wall
 clock when a record arrives. The output topic's timestamps cannot be used: they are
 CreateTime stamped by the processor's producer (LogAppendTime is not set).
 
-The rate is half of the case's max measured in the same run, or ``--rate``.
+The rate is half of the case's max measured in the same run, ``--rate``, or with
+``--rate common`` half of the lowest max among the targets, the same for all.
 """
 
 from __future__ import annotations
@@ -198,9 +199,17 @@ def run_latency(p: Params, deadline: Deadline, children: Children,
                 max_rates: dict[str, float]) -> dict[str, Any]:
     """Every target; one that cannot run is reported in its own entry, not raised."""
     results: dict[str, Any] = {}
+    common = None
+    if p.rate == "common":
+        measured = [max_rates[t] for t in p.latency_targets if max_rates.get(t)]
+        if not measured:
+            raise RuntimeError("--rate common needs the max rate of at least one target: add it to --cases")
+        common = min(measured) / 2
     for target in p.latency_targets:
-        if p.rate:
-            rate = p.rate
+        if common is not None:
+            rate = common
+        elif p.rate:
+            rate = float(p.rate)
         elif max_rates.get(target):
             rate = max_rates[target] / 2
         else:

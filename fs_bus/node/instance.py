@@ -125,6 +125,7 @@ class FunctionInstance:
         self._factory: ProcessorFactory | None = None
         self._consumer: Consumer | None = None
         self._producers: dict[str, Producer] = {}
+        self._targets: list[tuple[Callable[..., None], str, int]] = []  # per output: produce, topic, partition
         self._delivery_errors: list[str] = []
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
         self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
@@ -258,6 +259,9 @@ class FunctionInstance:
             self._producers[first.bootstrap_servers] = clients.producer(
                 in_settings, f"fn-{self.name}", on_delivery=self._on_delivery, **{"delivery.report.only.error": True})
         self._changelog_producer = self._producers[first.bootstrap_servers]
+        # Per output target: what _emit needs, looked up once.
+        self._targets = [(self._producers[o.bootstrap_servers].produce, o.topic, -1 if o.partition is None else o.partition)
+                         for o in cfg.outputs]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
@@ -468,23 +472,24 @@ class FunctionInstance:
             return
         if self._txn is not None and not self._in_txn:
             self._begin()  # exactly-once: every output belongs to the open transaction
-        outputs = self.config.outputs
-        n = len(outputs)
-        producers = self._producers
+        targets = self._targets
+        n = len(targets)
         for rec in emitted.records:
             target = rec[0]
             if not 0 <= target < n:
                 raise GuestError(f"function {self.name!r} emitted to target {target}, but its config has "
                                  f"{n} output(s) ({where if isinstance(where, str) else where()})")
-            out = outputs[target]
-            producer = producers[out.bootstrap_servers]
-            partition = -1 if out.partition is None else out.partition
+            produce, topic, partition = targets[target]
             try:
                 if len(rec) == 2:
-                    producer.produce(out.topic, rec[1], key, partition)
+                    produce(topic, rec[1], key, partition)
+                elif rec[3] is None:
+                    produce(topic, rec[1], rec[2], partition)
                 else:
-                    producer.produce(out.topic, rec[1], rec[2], partition, headers=rec[3])
+                    produce(topic, rec[1], rec[2], partition, headers=rec[3])
             except BufferError:  # the output buffer is full: the slow road waits for room
+                out = self.config.outputs[target]
+                producer = self._producers[out.bootstrap_servers]
                 if len(rec) == 2:
                     self._produce(producer, out.topic, out.partition, key, rec[1])
                 else:
@@ -716,6 +721,7 @@ class FunctionInstance:
         for producer in self._producers.values():
             producer.flush(10)
         self._producers.clear()
+        self._targets = []
         self._txn = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
