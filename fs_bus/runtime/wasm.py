@@ -798,16 +798,17 @@ class WasmProcessor:
         if self._fs_process is None:
             return process_one_by_one(self, source_id, records)
         done: list[Emitted] = []
+        sink = self._sink
+
+        def after(_data: Any) -> None:
+            done.append(sink.out)
+            sink.out = Emitted()
+
         try:
-            for i, data in enumerate(records):
-                try:
-                    self._call("fs-process", self._fs_process, source_id,
-                               data if type(data) is bytes else bytes(data), flush=False)
-                except GuestError as exc:
-                    raise BatchFailed(str(exc), i, done) from exc
-                done.append(self._take_output())
-        finally:
-            self._output.flush()  # the guest's output lines, once per batch
+            self._each(source_id, records, _as_bytes, after)
+        except BatchFailed as exc:
+            exc.done = done
+            raise
         return done
 
     def process_records(self, source_id: int, records: Sequence[InputRecord]) -> Emitted:
@@ -842,21 +843,47 @@ class WasmProcessor:
         return Emitted(out)
 
     def _process_each(self, source_id: int, records: Sequence[InputRecord]) -> Emitted:
-        """The reference world's road: one fs-process call per record; what a record
-        emitted keeps its key. The hot loop of that world, so it calls the export
-        directly rather than through :meth:`_call`: the instance is checked once per
-        batch, and the call budget is re-armed only once an epoch tick may have
-        passed (see :meth:`_arm`)."""
-        assert self._fs_process is not None
-        store = self._store
-        if self._fs_process_record is None:
-            self._fs_process_record = self._fs_process.record_caller(store) or functools.partial(self._fs_process, store)
-        fs_process = self._fs_process_record
+        """The reference world's road for whole records: one fs-process call per record;
+        what a record emitted keeps its key."""
         sink = self._sink.out
         out: list = []
         watermarks = sink.watermarks
         pending = sink.records  # what fs-init emitted goes out with the first record
         sink.records = emitted = []
+
+        def after(r: InputRecord) -> None:
+            nonlocal pending
+            if pending or emitted:
+                key = r.key()
+                if pending:
+                    out.extend([(t, d, key, None) for t, d in pending])
+                    pending = []
+                out.extend([(t, d, key, None) for t, d in emitted])
+                emitted.clear()
+
+        try:
+            self._each(source_id, records, _value, after)
+        except BatchFailed as exc:
+            exc.done = [Emitted(out, watermarks)]
+            raise
+        finally:
+            self._sink.out = Emitted()
+        return Emitted(out, watermarks)
+
+    def _each(self, source_id: int, records: Sequence[Any], value: Callable[[Any], bytes],
+              after: Callable[[Any], None]) -> None:
+        """Call fs-process with ``value(record)`` for each record, and ``after(record)``
+        once it returned: the hot loop of the reference world. It calls the export
+        directly rather than through :meth:`_call`: the instance is checked once per
+        batch, and the call budget is re-armed only once an epoch tick may have passed
+        (see :meth:`_arm`). If record ``i`` fails, raises ``BatchFailed(index=i)``
+        (``done`` is the caller's to fill)."""
+        assert self._fs_process is not None
+        if self._fs_process_record is None:
+            store = self._store
+            self._fs_process_record = (self._fs_process.record_caller(store)
+                                       or functools.partial(self._fs_process, store))
+        fs_process = self._fs_process_record
         arm, tick = self._arm, self._tick_s
         armed = -tick
         now = time.monotonic
@@ -868,24 +895,12 @@ class WasmProcessor:
                 if clock - armed >= tick:
                     arm()
                     armed = clock
-                fs_process(source_id, r.value() or b"")
-                if pending or emitted:
-                    key = r.key()
-                    if pending:
-                        out += [(t, d, key, None) for t, d in pending]
-                        pending = []
-                    if len(emitted) == 1:
-                        target, data = emitted.pop()
-                        out.append((target, data, key, None))
-                    else:
-                        out += [(t, d, key, None) for t, d in emitted]
-                        emitted.clear()
+                fs_process(source_id, value(r))
+                after(r)
         except Exception as e:  # noqa: BLE001 - _failed says what it was
-            raise BatchFailed(str(self._failed("fs-process", e)), i, [Emitted(out, watermarks)]) from e
+            raise BatchFailed(str(self._failed("fs-process", e)), i, []) from e
         finally:
-            self._sink.out = Emitted()
             self._output.flush()  # the guest's output lines, once per batch
-        return Emitted(out, watermarks)
 
     def process_watermark(self, source_id: int, watermark: int) -> Emitted:
         """fs-process-watermark, if exported; what the guest emitted."""
@@ -1052,6 +1067,14 @@ class WasmProcessor:
 # beyond its header: a flipped bit on disk would run as corrupt machine code. Each
 # file therefore ends with the sha256 of what precedes it, checked before use.
 _SEAL = b"fs-bus-sha256:"
+
+
+def _value(record: InputRecord) -> bytes:
+    return record.value() or b""
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    return data if type(data) is bytes else bytes(data)
 
 
 def _sealed(data: bytes) -> bytes:

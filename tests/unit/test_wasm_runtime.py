@@ -138,6 +138,15 @@ ECHO_TO_SOURCE = make(core="""
       (call $emit (local.get $src) (local.get $ptr) (local.get $len)))
     """)
 
+# As ECHO_TO_SOURCE, but traps on a record whose first byte is "x".
+TRAP_ON_X = make(core="""
+    (func (export "fs-process") (param $src i32) (param $ptr i32) (param $len i32)
+      (if (i32.and (i32.gt_u (local.get $len) (i32.const 0))
+                   (i32.eq (i32.load8_u (local.get $ptr)) (i32.const 120)))
+        (then unreachable))
+      (call $emit (local.get $src) (local.get $ptr) (local.get $len)))
+    """)
+
 SPIN = make(core='(func (export "fs-process") (param i32 i32 i32) (loop $forever (br $forever)))')
 
 TRAP = make(core='(func (export "fs-process") (param i32 i32 i32) unreachable)')
@@ -315,6 +324,9 @@ def test_batches_of_any_record_sizes_keep_every_record_its_bytes_source_and_key(
         for source_id, records in batches:
             out = p.process_records(source_id, [Record(value, key) for value, key in records])
             assert out.records == [(source_id, value, key, None) for value, key in records]
+            # values alone, one result per record
+            each = p.process_batch(source_id, [value for value, _ in records])
+            assert [e.records for e in each] == [[(source_id, value)] for value, _ in records]
 
 
 def test_an_endless_loop_in_a_batch_fails_that_record_within_its_budget(engine: WasmEngine) -> None:
@@ -325,6 +337,14 @@ def test_an_endless_loop_in_a_batch_fails_that_record_within_its_budget(engine: 
     elapsed = time.monotonic() - start
     assert info.value.index == 0 and spin.broken
     assert 0.25 <= elapsed < 3.0, elapsed  # the budget is a floor, and it is enforced
+
+
+def test_a_trap_in_a_batch_names_its_record_and_keeps_what_ran_before(engine: WasmEngine) -> None:
+    with processor(engine, TRAP_ON_X) as p:
+        with pytest.raises(BatchFailed, match="trapped in fs-process") as info:
+            p.process_batch(7, [b"a", b"b", b"x", b"c"])
+    assert info.value.index == 2
+    assert [e.records for e in info.value.done] == [[(7, b"a")], [(7, b"b")]]
 
 
 # --- fs-init ----------------------------------------------------------------------
