@@ -33,8 +33,8 @@ cases (--cases, comma-separated; default: all):
   wasm-fast             an fs-bus node running examples/upper-fast (fs-bus's batch world, Go)
   python                an fs-bus node running a type: python function (data.upper())
   peer                  quixstreams .apply(lambda v: v.upper()) (skipped if not importable)
-  latency               end-to-end p50/p99 of limit, wasm-reference-world, wasm-fast and python at half
-                        their measured max rate (or --rate)
+  latency               end-to-end p50/p99 of limit, wasm-reference-world, wasm-fast, python and peer
+                        at half their measured max rate (or --rate N, or --rate common: all at one rate)
   control-plane         CREATE -> RUNNING latency, artifact upload/download MB/s, component
                         cold start with and without the compiled cache
 """
