@@ -1,5 +1,5 @@
-# Sourced by the shared build scripts next to it (go-component.sh, zig-component.sh):
-# what every example's build.sh needs, whatever it compiles.
+# Sourced by the shared build scripts next to it (go-component.sh, zig-component.sh,
+# componentize-py.sh): what every example's build.sh needs, whatever it compiles.
 # Expects HERE (the example's directory) from the caller and gives it:
 #
 #   say, run, die          a step's title, a command shown before it runs, an error
