@@ -276,6 +276,7 @@ def upper_fast_wasm() -> bytes:
     when a source of it or the Go SDK is newer than the build; skips the case without Go."""
     out = UPPER_FAST_DIR / "build" / "processor.wasm"
     sources = [*UPPER_FAST_DIR.glob("*.go"), UPPER_FAST_DIR / "go.mod", UPPER_FAST_DIR / "build.sh",
+               *(ROOT / "examples").glob("*.sh"),  # the build steps build.sh shares with other examples
                *(ROOT / "sdk" / "go" / "fsbus").glob("*"), *(ROOT / "wit" / "fs-bus").glob("*.wit")]
     if not out.exists() or out.stat().st_mtime < max(p.stat().st_mtime for p in sources):
         log("wasm-fast: building examples/upper-fast (Go)")

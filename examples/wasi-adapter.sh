@@ -1,11 +1,12 @@
-# Sourced by the examples' build.sh: puts the path of the WASI preview 1 -> preview 2
-# reactor adapter in $ADAPTER, fetching it once.
+# Sourced by the build scripts of the examples that compile a core module (Go, C,
+# Zig: go-component.sh, zig-component.sh): puts the path of the WASI preview 1 ->
+# preview 2 reactor adapter in $ADAPTER, fetching it once.
 #
 # The adapter (wasi_snapshot_preview1.reactor.wasm) ships inside the npm package
 # @bytecodealliance/jco, under lib/. `npm pack` fetches just that package's tarball
 # (checked by npm against the registry's integrity hash), not its dependencies;
 # the file is then checked against a pinned sha256 and kept in the cache directory
-# ($FS_BUS_CACHE_DIR, default ~/.cache/fs-bus). The same cache examples/go-processor uses.
+# ($FS_BUS_CACHE_DIR, default ~/.cache/fs-bus).
 # Expects say, run and die from the caller.
 
 JCO_VERSION="1.35.0"

