@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,15 +121,19 @@ def create_topics(bootstrap: str, names: list[str], partitions: int, timeout: fl
                                   operation_timeout=timeout, request_timeout=timeout)
     for name, fut in futures.items():
         fut.result(timeout)
-    # Metadata can lag creation by a moment: wait until every topic shows all partitions.
+    # Metadata can lag creation by a moment: wait until every topic shows all partitions, each with a leader.
     deadline = time.monotonic() + timeout
     while True:
         md = admin.list_topics(timeout=10)
-        if all(n in md.topics and len(md.topics[n].partitions) == partitions for n in names):
+        if all(n in md.topics and len(md.topics[n].partitions) == partitions
+               and all(p.leader >= 0 for p in md.topics[n].partitions.values()) for n in names):
             return
         if time.monotonic() > deadline:
             raise CaseTimeout(f"topics {names} not visible with {partitions} partitions after {timeout:.0f} s")
         time.sleep(0.1)
+
+
+_SETTLING = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 class EndOffsets:
@@ -140,12 +144,21 @@ class EndOffsets:
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-offsets-{os.getpid()}",
                                   "enable.auto.commit": False})
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
+        self._last = 0
 
     def count(self) -> int:
+        """The records the topic holds; while the broker is still settling a fresh topic's
+        leaders (NOT_LEADER_FOR_PARTITION and the like), the last count it gave."""
         total = 0
         for tp in self.tps:
-            _low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            except KafkaException as e:
+                if not e.args[0].retriable() and e.args[0].code() not in _SETTLING:
+                    raise
+                return self._last
             total += max(0, high)
+        self._last = total
         return total
 
     def close(self) -> None:
