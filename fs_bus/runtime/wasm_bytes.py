@@ -35,7 +35,6 @@ _VAL_SIZE = ctypes.sizeof(_VAL)  # 32 on 64-bit hosts
 _PAYLOAD = _VAL.of.offset  # where the union starts: the u8 lives there
 _U8 = ffi.WASMTIME_COMPONENT_U8.value
 _LIST = ffi.WASMTIME_COMPONENT_LIST
-_BOOL = ffi.WASMTIME_COMPONENT_BOOL
 
 # A prefilled array of u8 values (kind set, payload zero); grown on demand and
 # sliced, so lowering n bytes is one copy of n * 32 bytes plus one strided store.
