@@ -5,9 +5,8 @@ processed nor dead-lettered."""
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Consumer
 
-from tests.integration.harness import OutputReader, function_state, produce, wait_until
+from tests.integration.harness import OutputReader, function_state, produce, read_topic, wait_until
 
 PICKY = b'''
 from fs_api import Context, FSProcessorDriver
@@ -43,19 +42,6 @@ errors.retries: 1
 """
 
 
-def read_all(bootstrap: str, topic: str, n: int, timeout: float = 60):
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{topic}", "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    got = []
-    try:
-        wait_until(lambda: got.extend(m for m in consumer.consume(100, 0.2) if m.error() is None) or len(got) >= n,
-                   timeout, f"{n} record(s) on {topic}")
-    finally:
-        consumer.close()
-    return got
-
-
 @pytest.mark.parametrize("policy", ["dead-letter", "skip"])
 def test_a_poison_record_is_retried_then_settled_by_the_policy_and_the_rest_flows(
         bootstrap_servers, namespace, client, nodes, policy):
@@ -74,7 +60,7 @@ def test_a_poison_record_is_retried_then_settled_by_the_policy_and_the_rest_flow
     assert info.status == "RUNNING"
     assert f"{src}[0]@1" in info.error and "cannot take boom 1" in info.error
     if policy == "dead-letter":
-        (letter,) = read_all(bootstrap_servers, dlq, 1)
+        (letter,) = read_topic(bootstrap_servers, dlq, 1, timeout=60)
         assert (letter.key(), letter.value()) == (b"k2", b"boom 1")  # the record as it came
         headers = dict(letter.headers())
         assert b"ValueError: cannot take boom 1" in headers["fs-bus.error"]
