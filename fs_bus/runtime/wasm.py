@@ -1140,7 +1140,7 @@ def _check_import(
         expected = funcs.get(name)
         if expected is None:
             raise InvalidArtifact(f"import {iface} asks for {name!r}, which the interface does not have")
-        got = _wit_func(item) if isinstance(item, wc.FuncType) else type(item).__name__
+        got = _wit_item(item)
         if got != expected:
             raise InvalidArtifact(f"import {iface}#{name} has type {got}, but the interface says {expected}")
 
@@ -1161,7 +1161,7 @@ def _describe(engine: wasmtime.Engine, sha256: str, component: wc.Component, fro
         if accepted is None:
             continue  # extra exports are none of our business
         item = ext.ty
-        got = _wit_func(item) if isinstance(item, wc.FuncType) else type(item).__name__
+        got = _wit_item(item)
         if got not in accepted:
             raise InvalidArtifact(
                 f"export {name} has type {got}, but the processor world says {' or '.join(accepted)}"
@@ -1184,7 +1184,7 @@ def _check_batch_export(engine: wasmtime.Engine, item: Any) -> None:
         got = exports.get(name)
         if got is None:
             raise InvalidArtifact(f"export {BATCH} lacks {name}: {expected} (see wit/fs-bus/batch.wit)")
-        got_ty = _wit_func(got) if isinstance(got, wc.FuncType) else type(got).__name__
+        got_ty = _wit_item(got)
         if got_ty != expected:
             raise InvalidArtifact(f"export {BATCH}#{name} has type {got_ty}, but wit/fs-bus/batch.wit says {expected}")
 
@@ -1216,6 +1216,11 @@ def _wit(ty: Any) -> str:
         return "variant{" + ", ".join(name if t is None else f"{name}({_wit(t)})" for name, t in ty.cases) + "}"
     # own, borrow (the resource's name is not visible), enum, flags, ...
     return type(ty).__name__.removesuffix("Type").lower()
+
+
+def _wit_item(item: Any) -> str:
+    """A function's WIT signature, or the kind of anything else (for messages and checks)."""
+    return _wit_func(item) if isinstance(item, wc.FuncType) else type(item).__name__
 
 
 def _wit_func(fty: wc.FuncType) -> str:
