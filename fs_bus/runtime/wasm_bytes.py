@@ -210,9 +210,7 @@ class ExportCall:
             err = _func_call(self._func_addr, self._ctx, self._capi_addr, len(params),
                              None if result is None else ctypes.addressof(result), 0 if result is None else 1)
             if err:
-                error = WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_PTR))
-                _enter.maybe_raise_last_exn()
-                raise error
+                _raise(err)
             return None if result is None else self._result.convert_from_c(result)
         finally:
             for i in owned:
@@ -240,11 +238,17 @@ class ExportCall:
             write(data)
             err = func_call(func, ctx, capi, 2, None, 0)
             if err:
-                error = WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_PTR))
-                _enter.maybe_raise_last_exn()
-                raise error
+                _raise(err)
 
         return call
+
+
+def _raise(err: int) -> None:
+    """Raise what a failed call returned: the Python exception a host function raised
+    during the call if there was one (as wasmtime-py does), else the wasmtime error."""
+    error = WasmtimeError._from_ptr(ctypes.cast(err, _ERROR_PTR))
+    _enter.maybe_raise_last_exn()
+    raise error
 
 
 _UNSET = object()
