@@ -102,6 +102,7 @@ class Node:
         # Calls asked before this node started were answered by others, or have expired.
         calls = TopicReader(clients.consumer(self.settings, "node-calls"), self.topics.calls, from_end=True)
         log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
+        log.info("node %s: WebAssembly host: %s", self.node_id, self.engine.describe_host())
         try:
             self._heartbeat()
             # Beats on their own thread: stopping an instance whose output is throttled may

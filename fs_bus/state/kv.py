@@ -100,6 +100,31 @@ class KvStore:
         # may be stale.
         self.version = 0
 
+    # --- encoded keys: what the native host's write-back cache uses ----------
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        """The value of an already encoded key (see the module docstring)."""
+        return self.backend.get(self.name, key)
+
+    def apply_writes(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        """Write encoded keys in bulk (a value None deletes): how the native host
+        hands over the writes it cached. Open iterators see them, as any write."""
+        if not writes:
+            return
+        self.version += 1
+        backend, name = self.backend, self.name
+        for key, value in writes:
+            if value is None:
+                backend.delete(name, key)
+            else:
+                backend.put(name, key, value)
+
+    def delete_encoded_prefix(self, start: bytes) -> None:
+        """Delete every key that starts with the encoded ``start``
+        (:meth:`delete_prefix` for a key already encoded)."""
+        self.version += 1
+        self.backend.delete_range(self.name, start, prefix_end(start))
+
     # --- simple keys -----------------------------------------------------------
 
     def put_state(self, key: bytes, value: bytes) -> None:
@@ -142,9 +167,7 @@ class KvStore:
     def delete_prefix(self, ck: ComplexKey) -> None:
         """Delete every complex key with the same ``(key_group, key, namespace)``
         whose ``user_key`` starts with ``ck.user_key`` (all of them if it is empty)."""
-        start = encode_complex(ck)
-        self.version += 1
-        self.backend.delete_range(self.name, start, prefix_end(start))
+        self.delete_encoded_prefix(encode_complex(ck))
 
     def list_complex(
         self, key_group: bytes, key: bytes, namespace: bytes, start_inclusive: bytes, end_exclusive: bytes
