@@ -33,6 +33,7 @@ from fs_bus.artifacts.python_bundle import validate as validate_bundle
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
+from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
 from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
@@ -46,7 +47,6 @@ from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
 from fs_bus.kafka.topics import Topics, delete_topics, ensure_topics
-from fs_bus.state.changelog import changelog_topic
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
 
@@ -209,7 +209,9 @@ class FsClient:
         if wait:
             self._await(name, lambda st: st is None, "dropped", timeout, record.revision)
         # Its state goes too. (Without wait a node may still be writing its last checkpoint.)
-        self._delete_changelogs(record, record.state_generation)
+        spec = state.spec(name)
+        assert spec is not None
+        self._delete_changelogs(spec, record.state_generation)
         return True
 
     def describe_function(self, name: str, timeout: float | None = None) -> FunctionDescription:
@@ -221,19 +223,21 @@ class FsClient:
         table = self._read_status()
         live = table.live_nodes(_now_ms())
         info = _function_info(rec, table.of_function(name), live)
-        config = parse_config(rec.config_yaml)
+        spec = state.spec(name)
+        assert spec is not None
+        config = spec.valid
         owners = {label: node for node, labels in info.partitions.items() for label in labels}
         nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
                   "error": st.error, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
         try:
-            lags = self._lag(config)
+            lags = self._lag(spec)
         except FsBusError as exc:
             log.warning("function %r: no lag: %s", name, exc)  # e.g. no ACL to describe its group
             lags = []
         lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
                 "committed": pl.committed, "end": pl.end, "lag": pl.lag} for pl in lags]
-        changelogs = [changelog_topic(self.namespace, name, rec.state_generation, i.topic) for i in config.inputs]
+        changelogs = list(spec.changelog_topics(self.namespace).values())
         return FunctionDescription(
             name=name, task_type=rec.task_type, desired=rec.desired_state.value, status=info.status,
             revision=rec.revision, state_generation=rec.state_generation, config_yaml=rec.config_yaml,
@@ -253,7 +257,7 @@ class FsClient:
             rec = state.table.functions[name]
             info = _function_info(rec, table.of_function(name), live)
             try:
-                total = sum(pl.lag for pl in self._lag(parse_config(rec.config_yaml)))
+                total = sum(pl.lag for pl in self._lag(state.specs[name]))
             except FsBusError:
                 total = None  # its cluster is out of reach: show the rest anyway
             infos.append(replace(info, lag=total))
@@ -345,7 +349,9 @@ class FsClient:
         current = state.table.get(name)
         if current is None:
             raise FunctionNotFound(name)
-        config = parse_config(current.config_yaml)
+        spec = state.spec(name)
+        assert spec is not None
+        config = spec.valid
         budget = self.default_timeout if timeout is None else timeout
         if current.desired_state is DesiredState.RUNNING:
             current = current.with_state(DesiredState.STOPPED, updated_at=_now_ms(), updated_by=self.user)
@@ -354,34 +360,32 @@ class FsClient:
                 self._await_state(current, ObservedState.STOPPED, budget)
             except NoLiveNodes:
                 pass  # nothing runs it; a node that died is still a member until its session times out
-        admin = clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers))
+        admin = clients.admin(self.settings.for_servers(spec.input_servers))
         groups.wait_empty(admin, config.group_id, max(budget, 15.0))
-        topics = sorted({i.topic for i in config.inputs})
+        topics = spec.input_topics
         groups.reset(admin, config.group_id, groups.offsets_at(admin, topics, position.kind, position.value))
         record = replace(current.with_state(DesiredState.RUNNING, updated_at=_now_ms(), updated_by=self.user),
                          state_generation=current.state_generation + 1)
         write_record(self._producer_(), self.topics.control, record)
-        self._delete_changelogs(current, current.state_generation)
+        self._delete_changelogs(spec, current.state_generation)
         if wait:
             self._await_state(record, ObservedState.RUNNING, timeout)
         return True
 
-    def _lag(self, config: FunctionConfig) -> list[groups.PartitionLag]:
-        admin = clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers))
-        return groups.lag(admin, config.group_id, sorted({i.topic for i in config.inputs}))
+    def _lag(self, spec: FunctionSpec) -> list[groups.PartitionLag]:
+        admin = clients.admin(self.settings.for_servers(spec.input_servers))
+        return groups.lag(admin, spec.valid.group_id, spec.input_topics)
 
-    def _delete_changelogs(self, record: FunctionRecord, generation: int) -> None:
-        try:
-            config = parse_config(record.config_yaml)
-        except FsBusError:
+    def _delete_changelogs(self, spec: FunctionSpec, generation: int) -> None:
+        if spec.config is None:
             return  # a record no node could run has no changelogs
-        names = [changelog_topic(self.namespace, record.name, generation, i.topic) for i in config.inputs]
+        names = list(spec.changelog_topics(self.namespace, generation).values())
         try:
-            delete_topics(clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers)), names)
+            delete_topics(clients.admin(self.settings.for_servers(spec.input_servers)), names)
         except FsBusError as exc:
             # The function's record is what counts, and it is written; the changelogs are
             # garbage now, which an operator can delete (they are named in the warning).
-            log.warning("function %r: could not delete its changelogs %s: %s", record.name, names, exc)
+            log.warning("function %r: could not delete its changelogs %s: %s", spec.name, names, exc)
 
     def _set_state(self, name: str, desired: DesiredState, wait: bool, timeout: float | None) -> bool:
         state = self._read_control()

@@ -21,7 +21,6 @@ from fs_bus import __version__
 from fs_bus.artifacts.cache import ArtifactCache
 from fs_bus.artifacts.signing import TrustedKeys
 from fs_bus.calls.records import CallReply, decode_request, encode_reply
-from fs_bus.config.validate import parse_config
 from fs_bus.control.store import ControlState
 from fs_bus.errors import FsBusError
 from fs_bus.kafka import clients
@@ -206,16 +205,16 @@ class Node:
             entry.instance.stop()
             entry.instance = None
         if action.verb in (Verb.START, Verb.RESTART):
-            try:
-                config = parse_config(rec.config_yaml)  # anyone can write the topic: validate again
-            except FsBusError as exc:
-                self._fail(name, rec, f"invalid config: {exc}")
+            spec = self.control.spec(name)
+            assert spec is not None and spec.record is rec
+            if spec.config is None:  # anyone can write the topic: its config was validated again
+                self._fail(name, rec, f"invalid config: {spec.error}")
                 return
             self.loader.drop_other_generations(rec)
-            instance = FunctionInstance(name, config, lambda: self.loader.prepare(rec, config),
+            instance = FunctionInstance(name, spec.config, lambda: self.loader.prepare(spec),
                                         self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id,
-                                        changelog_topics=self.loader.changelog_topics(rec, config),
-                                        transactional_id=f"fs-bus.{self.options.namespace}.{name}.{self.node_id}",
+                                        changelog_topics=spec.changelog_topics(self.options.namespace),
+                                        transactional_id=spec.transactional_id(self.options.namespace, self.node_id),
                                         metrics=self.metrics.for_function(name))
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
