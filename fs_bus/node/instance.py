@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
@@ -42,6 +42,7 @@ from fs_bus.errors import (
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
+from fs_bus.node.outputs import Outputs, open_outputs
 from fs_bus.node.worker import Changelogged, PartitionWorker
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.calls.records import CallReply, CallRequest
@@ -78,8 +79,6 @@ CONSUMER_DEFAULTS = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_00
 # Partition batches run at once, at most this many (threads waiting on guests that run
 # without the GIL, or on Python functions' processes).
 PARALLEL_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
-# An open transaction of a node killed -9 blocks read_committed readers until it times out.
-TRANSACTION_TIMEOUT_MS = 15_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 # Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
 PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
@@ -97,10 +96,8 @@ class FunctionInstance:
         self._changelogs = changelog_topics or {}  # input topic -> its changelog topic
         self._exactly_once = config.guarantee is Guarantee.EXACTLY_ONCE
         self._transactional_id = transactional_id or f"fs-bus.{name}.{node_id}"
-        self._txn: Producer | None = None  # exactly-once: the one transactional producer
-        self._in_txn = False
+        self._outputs: Outputs | None = None  # outputs, changelogs, dead letters; open while the consumer is
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
-        self._changelog_producer: Producer | None = None  # the inputs' cluster: changelogs, dead letters
         self._pool: ThreadPoolExecutor | None = None  # runs several partitions' batches at once
         # Error policy: failures per record (topic, partition, offset) -> attempts, across
         # reopenings; records whose policy settles them on their next delivery.
@@ -124,9 +121,7 @@ class FunctionInstance:
         self.workers: dict[tuple[str, int], PartitionWorker] = {}
         self._factory: ProcessorFactory | None = None
         self._consumer: Consumer | None = None
-        self._producers: dict[str, Producer] = {}
-        self._targets: list[tuple[Callable[..., None], str, int]] = []  # per output: produce, topic, partition
-        self._delivery_errors: list[str] = []
+        self._emit: Callable[..., None] = _no_outputs  # the open outputs' emit: the hot path, looked up once
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
         self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
         self._only_topics = {t for t, _ in self._only}
@@ -235,33 +230,9 @@ class FunctionInstance:
             **{"partition.assignment.strategy": "cooperative-sticky",
                "topic.metadata.refresh.interval.ms": 10_000,
                "auto.offset.reset": "earliest", **CONSUMER_DEFAULTS, **props})
-        if self._exactly_once:
-            out_props: dict[str, str] = {}
-            for out in cfg.outputs:
-                out_props.update(out.properties)
-            self._txn = clients.producer(
-                in_settings, f"fn-{self.name}",
-                **{"transactional.id": self._transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                   "on_delivery": self._on_delivery, "delivery.report.only.error": True,
-                   "queue.buffering.max.messages": max(cfg.outputs[0].runtime.channel_capacity, 1000),
-                   **out_props})
-            self._txn.init_transactions(30)  # fences (and aborts) this id's earlier incarnation
-            self._producers[first.bootstrap_servers] = self._txn
-        for out in cfg.outputs:
-            if out.bootstrap_servers not in self._producers:
-                self._producers[out.bootstrap_servers] = clients.producer(
-                    self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
-                    **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
-                       # delivery reports for failures only, to one callback: no Python call per record
-                       "on_delivery": self._on_delivery, "delivery.report.only.error": True,
-                       **out.properties})
-        if first.bootstrap_servers not in self._producers:
-            self._producers[first.bootstrap_servers] = clients.producer(
-                in_settings, f"fn-{self.name}", on_delivery=self._on_delivery, **{"delivery.report.only.error": True})
-        self._changelog_producer = self._producers[first.bootstrap_servers]
-        # Per output target: what _emit needs, looked up once.
-        self._targets = [(self._producers[o.bootstrap_servers].produce, o.topic, -1 if o.partition is None else o.partition)
-                         for o in cfg.outputs]
+        self._outputs = open_outputs(self.name, cfg, self._settings, self._consumer, self._stop,
+                                     self._transactional_id)
+        self._emit = self._outputs.emit
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
@@ -294,7 +265,7 @@ class FunctionInstance:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The group moved on without us: what we did not commit belongs to others now.
-        if self._in_txn:
+        if self._outputs is not None and self._outputs.in_transaction:
             self._restart_reason = "partitions lost with a transaction open"
         self._drop_workers(partitions)
 
@@ -461,40 +432,6 @@ class FunctionInstance:
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
-    def _emit(self, emitted: Emitted | None, where: str | Callable[[], str], key: bytes | None = None) -> None:
-        """Produce what user code emitted: a ``(target, data)`` record keeps the input
-        record's key (``key``), a ``(target, data, key, headers)`` one has its own.
-        ``where`` (or what it returns) names the record in an error message.
-
-        The hot path of every function: one ``produce`` call per record and nothing
-        else per record (no delivery callback, no log line, no message string)."""
-        if emitted is None or not emitted.records:
-            return
-        if self._txn is not None and not self._in_txn:
-            self._begin()  # exactly-once: every output belongs to the open transaction
-        targets = self._targets
-        n = len(targets)
-        for rec in emitted.records:
-            target = rec[0]
-            if not 0 <= target < n:
-                raise GuestError(f"function {self.name!r} emitted to target {target}, but its config has "
-                                 f"{n} output(s) ({where if isinstance(where, str) else where()})")
-            produce, topic, partition = targets[target]
-            try:
-                if len(rec) == 2:
-                    produce(topic, rec[1], key, partition)
-                elif rec[3] is None:
-                    produce(topic, rec[1], rec[2], partition)
-                else:
-                    produce(topic, rec[1], rec[2], partition, headers=rec[3])
-            except BufferError:  # the output buffer is full: the slow road waits for room
-                out = self.config.outputs[target]
-                producer = self._producers[out.bootstrap_servers]
-                if len(rec) == 2:
-                    self._produce(producer, out.topic, out.partition, key, rec[1])
-                else:
-                    self._produce(producer, out.topic, out.partition, rec[2], rec[1], rec[3])
-
     def _consumer_error(self, err: KafkaError) -> None:
         if err.fatal():
             raise FsBusError(f"function {self.name}: consumer failed: {err.str()}")
@@ -568,7 +505,7 @@ class FunctionInstance:
             return
         where = f"{topic}[{partition}]@{msg.offset()}"
         if self.config.error_policy is ErrorPolicy.DEAD_LETTER:
-            assert self._changelog_producer is not None and self.config.dead_letter_topic is not None
+            assert self._outputs is not None and self.config.dead_letter_topic is not None
             headers = list(msg.headers() or []) + [
                 ("fs-bus.error", error.encode("utf-8", "replace")[:8192]),
                 ("fs-bus.function", self.name.encode()),
@@ -577,8 +514,7 @@ class FunctionInstance:
                 ("fs-bus.source.offset", str(msg.offset()).encode()),
                 ("fs-bus.node", self.node_id.encode()),
             ]
-            self._produce(self._changelog_producer, self.config.dead_letter_topic, None, msg.key(), msg.value(),
-                          headers=headers)
+            self._outputs.produce(self.config.dead_letter_topic, None, msg.key(), msg.value(), headers=headers)
             self.dead_lettered += 1
             self.metrics.dead_lettered()
             what = f"{self.dead_lettered} record(s) dead-lettered to {self.config.dead_letter_topic}"
@@ -591,36 +527,14 @@ class FunctionInstance:
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
-    def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
-                 value: bytes | None, headers: list | None = None) -> None:
-        # Delivery failures reach _on_delivery through the producer's config (see _open).
-        if producer is self._txn and not self._in_txn:
-            self._begin()
-        while True:
-            try:
-                producer.produce(topic, value, key, -1 if partition is None else partition, headers=headers)
-                return
-            except BufferError:
-                producer.poll(0.05)  # the output buffer is full: wait for the broker to catch up
-
-    def _begin(self) -> None:
-        assert self._txn is not None
-        self._txn.begin_transaction()
-        self._in_txn = True
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
-
     def _write_changelog(self, worker: PartitionWorker) -> int:
         """Write what the worker's checkpoint sealed to its changelog partition (same number as
         its input's); return how many records that was."""
-        assert worker.changelog is not None and self._changelog_producer is not None
+        assert worker.changelog is not None and self._outputs is not None
         topic = self._changelogs[worker.topic]
         changes = worker.changelog.sealed()
         for change in changes:
-            self._produce(self._changelog_producer, topic, worker.partition, encode_key(change.store, change.key),
-                          change.value)
+            self._outputs.produce(topic, worker.partition, encode_key(change.store, change.key), change.value)
         return len(changes)
 
     def _flush_and_commit(self, consumer: Consumer) -> None:
@@ -632,12 +546,9 @@ class FunctionInstance:
             self._emit(w.checkpoint(), f"checkpoint of {w.label}")
         sealed = [(w, self._write_changelog(w)) for w in workers if w.sealed]
         with self._lock:
-            offsets = [TopicPartition(w.topic, w.partition, w.next_offset)
-                       for w in self.workers.values() if w.next_offset is not None]
-        if self._txn is not None:
-            self._commit_transaction(consumer, offsets)
-        else:
-            self._flush_outputs()
+            offsets = [(w.topic, w.partition, w.next_offset) for w in self.workers.values() if w.next_offset is not None]
+        assert self._outputs is not None
+        self._outputs.acknowledge(offsets)
         now = int(time.time() * 1000)
         for w, written in sealed:
             # The offset after our records is at least this: the partition's end when the
@@ -648,81 +559,31 @@ class FunctionInstance:
             assert w.changelog is not None
             w.changelog.confirm(w.changelog_next, now)
             w.sealed = False
-        if offsets and self._txn is None:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                # e.g. a rebalance is under way; the records are replayed to the new owner.
-                log.warning("function %s: commit failed: %s", self.name, exc)
-
-    def _flush_outputs(self) -> None:
-        for producer in self._producers.values():
-            while producer.flush(5.0) > 0:
-                if self._stop.is_set() and self._delivery_errors:
-                    break
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors[:3], []
-            # Committing now would skip records whose results were lost.
-            raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
-
-    def _commit_transaction(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        """Outputs, changelog records and input offsets become visible together, or not at all."""
-        txn = self._txn
-        assert txn is not None
-        for producer in self._producers.values():
-            if producer is not txn:
-                producer.flush(30)
-        if not offsets and not self._in_txn:
-            return
-        try:
-            if not self._in_txn:
-                self._begin()
-            if offsets:
-                txn.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            txn.commit_transaction(60)
-            self._in_txn = False
-        except KafkaException as exc:
-            err = exc.args[0]
-            if isinstance(err, KafkaError) and err.txn_requires_abort():
-                self._abort()
-            raise FsBusError(f"function {self.name}: committing the transaction failed: {err}") from None
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors[:3], []
-            raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
-
-    def _abort(self) -> None:
-        if self._txn is None or not self._in_txn:
-            return
-        try:
-            self._txn.abort_transaction(30)
-        except KafkaException as exc:
-            log.warning("function %s: aborting the transaction failed: %s", self.name, exc)
-        self._in_txn = False
-        self._delivery_errors.clear()
+        self._outputs.commit_offsets(offsets)
 
     def _close(self, commit: bool) -> None:
         consumer, self._consumer = self._consumer, None
+        outputs = self._outputs
         if consumer is not None:
             try:
                 if commit:
                     self._flush_and_commit(consumer)
-                elif self._exactly_once:
+                elif outputs is not None and outputs.drops_uncommitted_on_failure:
                     # Nothing since the last commit may be committed now (leaving the group
                     # revokes, which commits what the workers did): drop it all first.
-                    self._abort()
+                    outputs.abort()
                     self._close_workers()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: final commit failed: %s", self.name, exc)
             finally:
-                self._abort()  # whatever was not committed is replayed by the next owner
+                if outputs is not None:
+                    outputs.abort()  # whatever was not committed is replayed by the next owner
                 consumer.close()  # leaves the group; revocation closes the workers
         self._close_workers()
-        self._abort()
-        for producer in self._producers.values():
-            producer.flush(10)
-        self._producers.clear()
-        self._targets = []
-        self._txn = None
+        if outputs is not None:
+            outputs.close()  # aborts what is left open, flushes the rest
+        self._outputs = None
+        self._emit = _no_outputs
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -737,6 +598,12 @@ class FunctionInstance:
                 w.close()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: closing worker %s: %s", self.name, w.label, exc)
+
+
+def _no_outputs(emitted: Emitted | None, where: str | Callable[[], str], key: bytes | None = None) -> None:
+    """What the instance emits through while it has no outputs open (before _open, after _close)."""
+    if emitted is not None and emitted.records:
+        raise FsBusError("a function instance emitted records with its outputs closed")
 
 
 def _timed(run: Callable[[list[Message]], list[Emitted]], msgs: list[Message]) -> tuple[list[Emitted], float]:
