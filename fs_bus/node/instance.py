@@ -8,17 +8,13 @@ partitions that must move). A worker is created, its state restored from its
 changelog, before its partition's first record; on revocation everything done
 is flushed and committed before the worker closes.
 
-At a commit point, in this order: each worker's checkpoint (the guest's hook;
-its state changes sealed), the changes written to the changelogs, outputs and
-changes acknowledged, local state committed with its changelog offset, input
-offsets committed. So a crash replays records onto state that may hold them
-(at-least-once), never skips one.
-
-With ``processing.guarantee: exactly_once`` one transactional producer writes
-outputs and changelog records, and the input offsets go into the same
-transaction (with the consumer group's metadata, so a zombie is fenced);
-local state is committed only after the transaction is. A failure aborts the
-transaction and reopens from the committed offsets.
+At a commit point (``fs_bus.node.commit``, which states the order) the workers'
+checkpoints, changelogs, outputs, local state and input offsets are made durable
+so that a crash replays records, never skips one. Outputs are acknowledged
+(at-least-once) or transactional (``processing.guarantee: exactly_once``) behind
+one interface (``fs_bus.node.outputs``); a failure aborts what is open and
+reopens from the committed offsets. What a failing record gets is the error
+policy's to say (``fs_bus.node.error_policy``).
 """
 
 from __future__ import annotations
@@ -42,13 +38,15 @@ from fs_bus.errors import (
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
+from fs_bus.node.commit import commit_point
 from fs_bus.node.outputs import Outputs, open_outputs
 from fs_bus.node.worker import Changelogged, PartitionWorker
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.calls.records import CallReply, CallRequest
+from fs_bus.clock import now_ms
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
-from fs_bus.state.changelog import DELETE_RETENTION_MS, encode_key
+from fs_bus.state.changelog import DELETE_RETENTION_MS
 from fs_bus.status.records import ObservedState
 
 log = logging.getLogger(__name__)
@@ -256,7 +254,7 @@ class FunctionInstance:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         try:
-            self._flush_and_commit(consumer)
+            self._commit()
         except Exception as exc:  # noqa: BLE001 - an exception here would escape from librdkafka's callback
             log.warning("function %s: commit on revocation failed: %s", self.name, exc)
             # The partitions kept ran records whose results are now lost: start over from the commit.
@@ -304,7 +302,7 @@ class FunctionInstance:
             if msgs:
                 self._advance_watermarks()
             if pending and (pending >= full or not msgs or time.monotonic() - last_commit >= interval):
-                self._flush_and_commit(self._consumer)
+                self._commit()
                 pending, last_commit = 0, time.monotonic()
             self._answer_calls()
             if time.monotonic() >= next_health_check:
@@ -386,7 +384,7 @@ class FunctionInstance:
                 request = self._calls.get_nowait()
             except queue.Empty:
                 return
-            if request.deadline < time.time() * 1000:
+            if request.deadline < now_ms():
                 continue  # the caller has given up
             with self._lock:
                 worker = self.workers.get(self._call_partition)
@@ -418,7 +416,7 @@ class FunctionInstance:
     def _restart_worker(self, worker: PartitionWorker, why: str) -> None:
         """Replace an unhealthy instance; its partition's state and offsets carry over."""
         assert self._consumer is not None and self._factory is not None
-        self._flush_and_commit(self._consumer)
+        self._commit()
         worker.close()
         rt = self._factory(worker.topic, worker.partition)
         fresh = PartitionWorker(worker.topic, worker.partition, worker.source_id, rt.processor, rt.state,
@@ -527,39 +525,13 @@ class FunctionInstance:
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
-    def _write_changelog(self, worker: PartitionWorker) -> int:
-        """Write what the worker's checkpoint sealed to its changelog partition (same number as
-        its input's); return how many records that was."""
-        assert worker.changelog is not None and self._outputs is not None
-        topic = self._changelogs[worker.topic]
-        changes = worker.changelog.sealed()
-        for change in changes:
-            self._outputs.produce(topic, worker.partition, encode_key(change.store, change.key), change.value)
-        return len(changes)
-
-    def _flush_and_commit(self, consumer: Consumer) -> None:
-        # Order matters (see the module doc): checkpoints, changelogs written, everything
-        # acknowledged (or the transaction committed), local state committed, offsets committed.
+    def _commit(self) -> None:
+        """A commit point (fs_bus.node.commit): checkpoints, changelogs, outputs acknowledged,
+        local state and input offsets committed, in that order."""
         with self._lock:
             workers = list(self.workers.values())
-        for w in workers:
-            self._emit(w.checkpoint(), f"checkpoint of {w.label}")
-        sealed = [(w, self._write_changelog(w)) for w in workers if w.sealed]
-        with self._lock:
-            offsets = [(w.topic, w.partition, w.next_offset) for w in self.workers.values() if w.next_offset is not None]
         assert self._outputs is not None
-        self._outputs.acknowledge(offsets)
-        now = int(time.time() * 1000)
-        for w, written in sealed:
-            # The offset after our records is at least this: the partition's end when the
-            # state was restored, plus what we wrote since (transaction markers and any
-            # zombie's writes only add to it). A lower bound is all a restore needs: it
-            # replays a few changes it already holds, never skips one.
-            w.changelog_next += written
-            assert w.changelog is not None
-            w.changelog.confirm(w.changelog_next, now)
-            w.sealed = False
-        self._outputs.commit_offsets(offsets)
+        commit_point(workers, self._outputs, self._changelogs, now_ms)
 
     def _close(self, commit: bool) -> None:
         consumer, self._consumer = self._consumer, None
@@ -567,7 +539,7 @@ class FunctionInstance:
         if consumer is not None:
             try:
                 if commit:
-                    self._flush_and_commit(consumer)
+                    self._commit()
                 elif outputs is not None and outputs.drops_uncommitted_on_failure:
                     # Nothing since the last commit may be committed now (leaving the group
                     # revokes, which commits what the workers did): drop it all first.

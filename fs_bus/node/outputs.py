@@ -21,14 +21,13 @@ from fs_bus.config.model import FunctionConfig, Guarantee
 from fs_bus.errors import FsBusError, GuestError
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.node.commit import Offset
 from fs_bus.runtime.base import Emitted
 
 log = logging.getLogger(__name__)
 
 # An open transaction of a node killed -9 blocks read_committed readers until it times out.
 TRANSACTION_TIMEOUT_MS = 15_000
-# (topic, partition, next offset to read): what a commit point commits for one partition.
-Offset = tuple[str, int, int]
 
 
 class Outputs:
@@ -127,7 +126,7 @@ class Outputs:
             # Committing now would skip records whose results were lost.
             raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
 
-    # --- a commit point (see fs_bus.node.commit) ---
+    # --- a commit point (fs_bus.node.commit) ---
 
     def acknowledge(self, offsets: list[Offset]) -> None:
         """Everything written so far is acknowledged by the brokers, or raise."""
