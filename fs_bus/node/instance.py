@@ -39,6 +39,7 @@ from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
 from fs_bus.node.commit import commit_point
+from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.outputs import Outputs, open_outputs
 from fs_bus.node.worker import Changelogged, PartitionWorker
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
@@ -97,16 +98,13 @@ class FunctionInstance:
         self._outputs: Outputs | None = None  # outputs, changelogs, dead letters; open while the consumer is
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
         self._pool: ThreadPoolExecutor | None = None  # runs several partitions' batches at once
-        # Error policy: failures per record (topic, partition, offset) -> attempts, across
-        # reopenings; records whose policy settles them on their next delivery.
-        self._failures: dict[tuple[str, int, int], int] = {}
-        self._settle: dict[tuple[str, int], dict[int, str]] = {}
+        # The error policy's bookkeeping outlives reopenings: attempts count across them.
+        self._errors = RecordErrors(config.error_policy, config.error_retries)
         self.skipped = 0
         self.dead_lettered = 0
         self._reply = reply
         self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
-        self._careful: dict[tuple[str, int], int] = {}  # partition -> last offset of a batch that died
         self.config = config
         self._prepare = prepare
         self._settings = settings
@@ -350,7 +348,7 @@ class FunctionInstance:
         moved on): the first failure is raised once all are handled.
         """
         ran: dict[tuple[str, int], Future] = {}
-        if len(groups) > 1 and not any(self._settle.get(k) or k in self._careful for k in groups):
+        if len(groups) > 1 and self._errors.quiet(list(groups)):
             with self._lock:
                 workers = {k: self.workers.get(k) for k in groups}
         else:
@@ -439,16 +437,15 @@ class FunctionInstance:
     def _handle_batch(self, topic: str, partition: int, msgs: list[Message], ran: Future | None = None) -> int:
         """Run one partition's records through its worker, in order; return how many ran.
         ``ran``: the worker already ran them (in parallel with other partitions)."""
-        settle = self._settle.get((topic, partition))
-        if settle:
+        part = (topic, partition)
+        if self._errors.settling(part):
             for i, msg in enumerate(msgs):
-                reason = settle.pop(msg.offset(), None)
+                reason = self._errors.take_settled(part, msg.offset())
                 if reason is not None:  # its retries are spent: the error policy decides
                     done = self._handle_batch(topic, partition, msgs[:i]) if i else 0
                     self._settle_record(topic, partition, msg, reason)
                     return done + 1 + (self._handle_batch(topic, partition, msgs[i + 1:]) if msgs[i + 1:] else 0)
-        careful_until = self._careful.get((topic, partition))
-        if careful_until is not None and len(msgs) > 1 and msgs[0].offset() <= careful_until:
+        if self._errors.one_at_a_time(part, msgs[0].offset(), len(msgs)):
             # The last batch here failed without saying which record (the process died):
             # one record at a time until past it, so the failure names its record.
             return sum(self._handle_batch(topic, partition, [m]) for m in msgs)
@@ -462,37 +459,20 @@ class FunctionInstance:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
                 self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
             bad = msgs[exc.index]
-            raise self._record_failed(topic, partition, bad, str(exc)) from None
+            raise self._errors.failed(topic, partition, bad.offset(), str(exc)) from None
         except GuestError as exc:
             first, last = msgs[0].offset(), msgs[-1].offset()
             if first == last:
-                raise self._record_failed(topic, partition, msgs[0], str(exc)) from None
-            self._careful[(topic, partition)] = last
+                raise self._errors.failed(topic, partition, first, str(exc)) from None
+            self._errors.batch_died(part, last)
             raise GuestError(f"{exc} (records {topic}[{partition}]@{first}..{last})") from None
-        if careful_until is not None and msgs[-1].offset() >= careful_until:
-            del self._careful[(topic, partition)]
+        self._errors.ran(part, msgs[-1].offset())
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
         self.metrics.batch(len(msgs), results, seconds)
         if self.state is ObservedState.FAILED:
             self._set(ObservedState.RUNNING)  # a retry got past whatever failed
         return len(msgs)
-
-    def _record_failed(self, topic: str, partition: int, msg: Message, error: str) -> RecordFailed:
-        """Count a failure of one record; once its retries are spent, hand it to the error policy."""
-        offset = msg.offset()
-        key = (topic, partition, offset)
-        attempts = self._failures.get(key, 0) + 1
-        self._failures[key] = attempts
-        reason = f"{error} (record {topic}[{partition}]@{offset})"
-        cfg = self.config
-        if attempts <= cfg.error_retries:
-            return RecordFailed(f"{reason}, attempt {attempts} of {cfg.error_retries + 1}", attempts)
-        del self._failures[key]
-        if cfg.error_policy is ErrorPolicy.FAIL:
-            return RecordFailed(reason, attempts, give_up=True)
-        self._settle.setdefault((topic, partition), {})[offset] = error
-        return RecordFailed(f"{reason}; errors.policy {cfg.error_policy.value} takes it", attempts, settled=True)
 
     def _settle_record(self, topic: str, partition: int, msg: Message, error: str) -> None:
         """Skip or dead-letter a record user code kept failing on; the offset moves past it
@@ -504,14 +484,8 @@ class FunctionInstance:
         where = f"{topic}[{partition}]@{msg.offset()}"
         if self.config.error_policy is ErrorPolicy.DEAD_LETTER:
             assert self._outputs is not None and self.config.dead_letter_topic is not None
-            headers = list(msg.headers() or []) + [
-                ("fs-bus.error", error.encode("utf-8", "replace")[:8192]),
-                ("fs-bus.function", self.name.encode()),
-                ("fs-bus.source.topic", topic.encode()),
-                ("fs-bus.source.partition", str(partition).encode()),
-                ("fs-bus.source.offset", str(msg.offset()).encode()),
-                ("fs-bus.node", self.node_id.encode()),
-            ]
+            headers = dead_letter_headers(msg.headers(), error, self.name, topic, partition, msg.offset(),
+                                          self.node_id)
             self._outputs.produce(self.config.dead_letter_topic, None, msg.key(), msg.value(), headers=headers)
             self.dead_lettered += 1
             self.metrics.dead_lettered()
