@@ -320,7 +320,7 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
     try:
         clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
-        consumer = clients.consumer(settings, "logs", **{"enable.partition.eof": True})
+        consumer = clients.end_reader(settings, "logs")
         try:
             tail = LogTail(consumer, Topics(namespace).logs, name)
             for line in tail.recent(since_ms, last or None):

@@ -279,7 +279,7 @@ class FsClient:
         if record.desired_state is not DesiredState.RUNNING:
             raise CallFailed(f"function {name!r} is STOPPED; START FUNCTION {name} before calling it")
         wait = self.default_timeout if timeout is None else timeout
-        replies = clients.consumer(self.settings, "client-calls")
+        replies = clients.reader(self.settings, "client-calls")
         try:
             # Listen before asking, from the present end: an answer can't come before the question.
             reader = TopicReader(replies, self.topics.replies, from_end=True)
@@ -307,7 +307,7 @@ class FsClient:
         record = self._read_control().table.get(name)
         if record is None:
             raise FunctionNotFound(name)
-        consumer = clients.consumer(self.settings, "client-artifacts", **{"enable.partition.eof": True})
+        consumer = clients.end_reader(self.settings, "client-artifacts")
         try:
             data = artifact_store.fetch(consumer, record.artifact, self.default_timeout if timeout is None else timeout,
                                         self.progress)
@@ -404,10 +404,7 @@ class FsClient:
     def _producer_(self):
         if self._producer is None:
             self._ensure_topics()
-            # No idempotence: every write here is one record awaited alone, and a record
-            # written twice (a retry) is the same whole state twice. Without it a principal
-            # with no WRITE anywhere is refused on the topic, not on the cluster's producer ids.
-            self._producer = clients.producer(self.settings, "client", **{"enable.idempotence": False})
+            self._producer = clients.control_writer(self.settings)
         return self._producer
 
     def _ensure_topics(self) -> None:
@@ -424,7 +421,7 @@ class FsClient:
 
     def _reader(self, topic: str) -> TopicReader:
         self._ensure_topics()
-        return TopicReader(clients.consumer(self.settings, "client"), topic)
+        return TopicReader(clients.reader(self.settings, "client"), topic)
 
     def _read_control(self) -> ControlState:
         reader = self._reader(self.topics.control)

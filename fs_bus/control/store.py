@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from confluent_kafka import Message, Producer
 
 from fs_bus.control import table as desired
 from fs_bus.control.records import FunctionRecord, encode_function
@@ -18,6 +17,7 @@ from fs_bus.control.table import DesiredTable, Rejected
 from fs_bus.errors import DecodeError
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
+from fs_bus.kafka.types import Message, Producer
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
@@ -38,6 +37,7 @@ from fs_bus.errors import (
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
+from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.outputs import Outputs, open_outputs
@@ -72,9 +72,6 @@ LAG_REFRESH_INTERVAL_S = 1.0
 # Under exactly-once the transaction commits this often (Kafka Streams' default) unless
 # commit.interval.ms says otherwise: the latency a read_committed reader sees.
 EOS_COMMIT_INTERVAL_S = 0.1
-# A node killed -9 holds its partitions until the group's session timeout; librdkafka's
-# 45 s default is long for a stream processor. Inputs' properties override these.
-CONSUMER_DEFAULTS = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
 # Partition batches run at once, at most this many (threads waiting on guests that run
 # without the GIL, or on Python functions' processes).
 PARALLEL_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
@@ -221,11 +218,7 @@ class FunctionInstance:
         props: dict[str, str] = {}
         for i in cfg.inputs:
             props.update(i.properties)
-        self._consumer = clients.consumer(
-            in_settings, f"fn-{self.name}", group_id=cfg.group_id,
-            **{"partition.assignment.strategy": "cooperative-sticky",
-               "topic.metadata.refresh.interval.ms": 10_000,
-               "auto.offset.reset": "earliest", **CONSUMER_DEFAULTS, **props})
+        self._consumer = clients.function_consumer(in_settings, self.name, cfg.group_id, props)
         self._outputs = open_outputs(self.name, cfg, self._settings, self._consumer, self._stop,
                                      self._transactional_id)
         self._emit = self._outputs.emit

@@ -59,7 +59,7 @@ class Loader:
         if self.metrics is not None:
             self.metrics.artifact_cache_misses.inc()
         with self._fetch_lock:
-            consumer = clients.consumer(self.settings, "artifacts", **{"enable.partition.eof": True})
+            consumer = clients.end_reader(self.settings, "artifacts")
             try:
                 data = artifact_store.fetch(consumer, manifest)
             finally:

@@ -97,9 +97,9 @@ class Node:
         clients.check_reachable(clients.admin(self.settings), self.settings.bootstrap_servers)
         ensure_topics(clients.admin(self.settings), self.topics)
         self._start_observability()
-        reader = TopicReader(clients.consumer(self.settings, "node-control"), self.topics.control)
+        reader = TopicReader(clients.reader(self.settings, "node-control"), self.topics.control)
         # Calls asked before this node started were answered by others, or have expired.
-        calls = TopicReader(clients.consumer(self.settings, "node-calls"), self.topics.calls, from_end=True)
+        calls = TopicReader(clients.reader(self.settings, "node-calls"), self.topics.calls, from_end=True)
         log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
         try:
             self._heartbeat()
@@ -125,9 +125,7 @@ class Node:
 
     def _start_observability(self) -> None:
         """Guest log lines to the logs topic; /metrics if a port was given."""
-        producer = clients.producer(self.settings, "node-logs", **{
-            # Bounded: a full queue drops lines (counted) instead of blocking user code.
-            "queue.buffering.max.messages": 100_000, "linger.ms": 100, "enable.idempotence": False})
+        producer = clients.log_producer(self.settings)
         self._log_handler = KafkaLogHandler(producer, self.topics.logs, self.node_id,
                                             on_sent=self.metrics.log_lines.inc,
                                             on_dropped=self.metrics.log_lines_dropped.inc)

@@ -15,19 +15,17 @@ import logging
 import threading
 from typing import Any, Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fs_bus.config.model import FunctionConfig, Guarantee
 from fs_bus.errors import FsBusError, GuestError
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from fs_bus.node.commit import Offset
 from fs_bus.runtime.base import Emitted
 
 log = logging.getLogger(__name__)
 
-# An open transaction of a node killed -9 blocks read_committed readers until it times out.
-TRANSACTION_TIMEOUT_MS = 15_000
 
 
 class Outputs:
@@ -52,9 +50,7 @@ class Outputs:
         self._open_producers()
         first = config.inputs[0].bootstrap_servers
         if first not in self._producers:
-            self._producers[first] = clients.producer(
-                settings.for_servers(first), f"fn-{name}", on_delivery=self._on_delivery,
-                **{"delivery.report.only.error": True})
+            self._producers[first] = clients.inputs_producer(settings.for_servers(first), name, self._on_delivery)
         self._inputs_producer = self._producers[first]
         # Per output target: what emit needs, looked up once.
         self._targets: list[tuple[Callable[..., None], str, int]] = [
@@ -64,12 +60,9 @@ class Outputs:
     def _open_producers(self) -> None:
         for out in self.config.outputs:
             if out.bootstrap_servers not in self._producers:
-                self._producers[out.bootstrap_servers] = clients.producer(
-                    self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
-                    **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
-                       # delivery reports for failures only, to one callback: no Python call per record
-                       "on_delivery": self._on_delivery, "delivery.report.only.error": True,
-                       **out.properties})
+                self._producers[out.bootstrap_servers] = clients.output_producer(
+                    self._settings.for_servers(out.bootstrap_servers), self.name, self._on_delivery,
+                    out.runtime.channel_capacity, dict(out.properties))
 
     # --- writing ---
 
@@ -184,12 +177,9 @@ class TransactionalOutputs(Outputs):
         out_props: dict[str, Any] = {}
         for out in cfg.outputs:
             out_props.update(out.properties)
-        self._txn = clients.producer(
-            self._settings.for_servers(first), f"fn-{self.name}",
-            **{"transactional.id": self._transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-               "on_delivery": self._on_delivery, "delivery.report.only.error": True,
-               "queue.buffering.max.messages": max(cfg.outputs[0].runtime.channel_capacity, 1000),
-               **out_props})
+        self._txn = clients.transactional_producer(
+            self._settings.for_servers(first), self.name, self._transactional_id, self._on_delivery,
+            cfg.outputs[0].runtime.channel_capacity, out_props)
         self._txn.init_transactions(30)  # fences (and aborts) this id's earlier incarnation
         self._producers[first] = self._txn
         super()._open_producers()

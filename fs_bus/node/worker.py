@@ -21,9 +21,8 @@ import struct
 from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import Message
-
 from fs_bus.errors import BatchFailed
+from fs_bus.kafka.types import Message
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
 from fs_bus.state.changelog import Change

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaError, TopicPartition
 
 from fs_bus.errors import DecodeError
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.kafka.types import KafkaError, TopicPartition
 from fs_bus.state.backend import SqliteBackend, StateError
 from fs_bus.state.changelog import Change, ChangelogBackend, decode_key, usable
 
@@ -41,8 +41,7 @@ def open_durable(path: Path, settings: KafkaSettings, topic: str, partition: int
                  timeout_s: float = 120.0) -> tuple[ChangelogBackend, Restored]:
     """The partition's state at ``path``, caught up with changelog ``topic``[``partition``]."""
     started = time.monotonic()
-    consumer = clients.consumer(settings, "changelog-restore",
-                                **{"isolation.level": "read_committed", "enable.partition.eof": True})
+    consumer = clients.changelog_reader(settings)
     try:
         tp = TopicPartition(topic, partition)
         low, high = consumer.get_watermark_offsets(tp, timeout=30)
