@@ -49,6 +49,7 @@ from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
 from fs_bus.kafka.topics import Topics, delete_topics, ensure_topics
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
+from fs_bus.status.store import StatusReader
 
 ENV_SIGNING_KEY = "FS_BUS_SIGNING_KEY"  # a PEM ed25519 private key file that signs created functions
 log = logging.getLogger(__name__)
@@ -431,13 +432,7 @@ class FsClient:
             reader.close()
 
     def _read_status(self) -> StatusTable:
-        reader = self._reader(self.topics.status)
-        holder = [StatusTable()]
-        try:
-            reader.read_to_end(lambda m: _fold_status(holder, m))
-        finally:
-            reader.close()
-        return holder[0]
+        return StatusReader.read(lambda: self._reader(self.topics.status))
 
     def _upload(self, data: bytes, kind: ArtifactKind, state: ControlState) -> ArtifactManifest:
         sha = hashlib.sha256(data).hexdigest()
@@ -455,12 +450,9 @@ class FsClient:
                timeout: float | None, revision: int) -> None:
         """Follow the status topic until every live node's status for ``name`` satisfies ``done``."""
         deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
-        reader = self._reader(self.topics.status)
-        holder = [StatusTable()]
-        try:
-            reader.read_to_end(lambda m: _fold_status(holder, m))
+        with StatusReader(lambda: self._reader(self.topics.status)).following() as store:
             while True:
-                table = holder[0]
+                table = store.table
                 live = table.live_nodes(_now_ms())
                 if not live:
                     raise NoLiveNodes(
@@ -481,10 +473,7 @@ class FsClient:
                         f"function {name!r}: the record is durable (revision {revision}), but only "
                         f"{len(answered)} of {len(live)} live node(s) reported {what} in time; waiting on "
                         f"{', '.join(missing)}", answered=len(answered), alive=len(live))
-                for m in reader.poll(0.2):
-                    _fold_status(holder, m)
-        finally:
-            reader.close()
+                store.poll(0.2)
 
 
 def _text(config_content: str | bytes) -> str:
@@ -554,13 +543,6 @@ def _binds(source: bytes, name: str) -> bool:
         if isinstance(node, ast.Name) and node.id in ("globals", "setattr", "exec"):
             return True  # made at run time: leave it to the node
     return False
-
-
-def _fold_status(holder: list[StatusTable], msg) -> None:
-    try:
-        holder[0] = status.apply(holder[0], msg.key(), msg.value())
-    except Exception:  # noqa: BLE001 - a bad status record is skipped, as on the node
-        pass
 
 
 def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatus],

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -41,30 +39,18 @@ from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, To
 from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.outputs import Outputs, open_outputs
-from fs_bus.node.worker import Changelogged, PartitionWorker
+from fs_bus.node.worker import PartitionWorker, ProcessorFactory
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.calls.records import CallReply, CallRequest
+from fs_bus.calls.router import CallInbox
 from fs_bus.clock import now_ms
-from fs_bus.runtime.base import Emitted, Processor
-from fs_bus.state.backend import StateBackend
+from fs_bus.runtime.base import Emitted
 from fs_bus.state.changelog import DELETE_RETENTION_MS
 from fs_bus.status.records import ObservedState
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class PartitionRuntime:
-    """What a partition worker runs: user code, the state it sees, and that state's changelog side."""
-
-    processor: Processor
-    state: StateBackend | None  # None: the state lives with the processor (a Python function's process)
-    changelog: Changelogged | None = None
-    changelog_next: int = 0  # the changelog partition's offset after what the state holds
-
-
-# Given the function's code, build each partition worker's runtime, its state restored.
-ProcessorFactory = Callable[[str, int], PartitionRuntime]
 Prepare = Callable[[], ProcessorFactory]
 ReplySink = Callable[[CallReply], None]
 HEARTBEAT_CHECK_INTERVAL_S = 5.0
@@ -100,7 +86,7 @@ class FunctionInstance:
         self.skipped = 0
         self.dead_lettered = 0
         self._reply = reply
-        self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
+        self._calls = CallInbox(config)
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
         self.config = config
         self._prepare = prepare
@@ -118,9 +104,6 @@ class FunctionInstance:
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
         self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
         self._only_topics = {t for t, _ in self._only}
-        # Calls go to the instance owning the lowest partition it may process of its first input.
-        first = config.inputs[0]
-        self._call_partition = (first.topic, first.partition if first.partition is not None else 0)
 
     # --- lifecycle (called from the node's thread) ---
 
@@ -136,10 +119,8 @@ class FunctionInstance:
     def submit_call(self, request: CallRequest) -> bool:
         """Queue a call if this instance answers the function's calls; False if it does not."""
         with self._lock:
-            owns = self._call_partition in self.workers
-        if owns:
-            self._calls.put(request)
-        return owns
+            owns = self._calls.partition in self.workers
+        return self._calls.offer(request, owns)
 
     @property
     def partitions(self) -> list[str]:
@@ -370,16 +351,10 @@ class FunctionInstance:
                 self._emit(w.advance_watermark(marks[w.source_id]), f"watermark of {w.label}")
 
     def _answer_calls(self) -> None:
-        while True:
-            try:
-                request = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            if request.deadline < now_ms():
-                continue  # the caller has given up
+        for request in self._calls.take():
             with self._lock:
-                worker = self.workers.get(self._call_partition)
-            label = f"{self._call_partition[0]}:{self._call_partition[1]}"
+                worker = self.workers.get(self._calls.partition)
+            label = f"{self._calls.partition[0]}:{self._calls.partition[1]}"
             if worker is None:
                 continue  # the partition moved on; the new owner's node sees the call too
             try:

@@ -24,7 +24,7 @@ from fs_bus.control.spec import FunctionSpec
 from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.node.instance import PartitionRuntime, ProcessorFactory
+from fs_bus.node.worker import PartitionRuntime, ProcessorFactory
 from fs_bus.observability.logs import function_logger
 from fs_bus.observability.metrics import NodeMetrics
 from fs_bus.runtime.wasm import LoadedComponent, WasiGrants, WasmEngine, WasmProcessor

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from fs_bus.errors import BatchFailed
 from fs_bus.kafka.types import Message
@@ -43,6 +43,21 @@ class Changelogged(Protocol):
     def confirm(self, next_offset: int, now_ms: int) -> None:
         """The sealed changes are in the changelog before ``next_offset``: commit local state."""
         ...
+
+
+@dataclass(slots=True)
+class PartitionRuntime:
+    """What a partition worker runs: user code, the state it sees, and that state's changelog side."""
+
+    processor: Processor
+    state: StateBackend | None  # None: the state lives with the processor (a Python function's process)
+    changelog: Changelogged | None = None
+    changelog_next: int = 0  # the changelog partition's offset after what the state holds
+
+
+# Given the function's code (the loader prepares it), build each partition worker's
+# runtime, its state restored: called with the partition's topic and number.
+ProcessorFactory = Callable[[str, int], PartitionRuntime]
 
 
 @dataclass
