@@ -38,6 +38,7 @@ from fs_bus.control.store import ControlState, read_control, write_record, write
 from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
+from fs_bus.clock import now_ms as _now_ms
 from fs_bus.errors import (
     AccessDenied, CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact,
     InvalidConfig, NoLiveNodes, WaitTimeout,
@@ -567,7 +568,3 @@ def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatu
         partitions={n: st.partitions for n, st in sorted(current.items()) if st.partitions},
         error="; ".join(errors) or None, artifact_sha256=rec.artifact.sha256,
         updated_at=rec.updated_at, updated_by=rec.updated_by)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

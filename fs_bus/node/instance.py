@@ -102,8 +102,8 @@ class FunctionInstance:
         self._consumer: Consumer | None = None
         self._emit: Callable[..., None] = _no_outputs  # the open outputs' emit: the hot path, looked up once
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
-        self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
-        self._only_topics = {t for t, _ in self._only}
+        self._named_partitions = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
+        self._named_topics = {t for t, _ in self._named_partitions}
 
     # --- lifecycle (called from the node's thread) ---
 
@@ -210,7 +210,7 @@ class FunctionInstance:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         paused = []
         for tp in partitions:
-            if tp.topic in self._only_topics and (tp.topic, tp.partition) not in self._only:
+            if tp.topic in self._named_topics and (tp.topic, tp.partition) not in self._named_partitions:
                 paused.append(tp)  # the config names other partitions of this topic
                 continue
             assert self._factory is not None

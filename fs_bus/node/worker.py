@@ -68,7 +68,6 @@ class PartitionWorker:
     processor: Processor
     state: StateBackend | None = None
     next_offset: int | None = None  # first offset not yet processed (what to commit)
-    processed: int = 0
     dirty: bool = False  # processed records since the last checkpoint
     max_timestamp: int = -1
     watermark_sent: int = -1
@@ -101,7 +100,6 @@ class PartitionWorker:
         if not done:
             return
         self.next_offset = done[-1].offset() + 1
-        self.processed += len(done)
         self.dirty = True
         for m in done:
             ts_type, ts = m.timestamp()

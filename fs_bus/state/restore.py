@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from fs_bus.clock import now_ms
 from fs_bus.errors import DecodeError
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
@@ -48,7 +49,7 @@ def open_durable(path: Path, settings: KafkaSettings, topic: str, partition: int
         state = ChangelogBackend(SqliteBackend(path))
         position = state.position()
         discarded = False
-        if position is not None and not usable(position, low, high, int(time.time() * 1000)):
+        if position is not None and not usable(position, low, high, now_ms()):
             log.warning("state %s holds changelog %s[%d] up to %d, which is not within [%d, %d] (or too old): "
                         "rebuilding it from the changelog", path, topic, partition, position[0], low, high)
             state.close()
@@ -60,7 +61,7 @@ def open_durable(path: Path, settings: KafkaSettings, topic: str, partition: int
         try:
             if start < high:
                 replayed = _replay(consumer, state, TopicPartition(topic, partition, start), high, timeout_s)
-            state.confirm(max(start, high), int(time.time() * 1000))
+            state.confirm(max(start, high), now_ms())
         except BaseException:
             state.close()
             raise
