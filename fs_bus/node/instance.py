@@ -27,25 +27,23 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import Callable
 
-
+from fs_bus.calls.records import CallReply, CallRequest
+from fs_bus.calls.router import CallInbox
+from fs_bus.clock import now_ms
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
     ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, RecordFailed,
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
 from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
+from fs_bus.node.function_topics import ensure_function_topics
 from fs_bus.node.outputs import Outputs, open_outputs
-from fs_bus.node.worker import PartitionWorker, ProcessorFactory
+from fs_bus.node.worker import PartitionWorker, ProcessorFactory, source_watermarks
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
-from fs_bus.calls.records import CallReply, CallRequest
-from fs_bus.calls.router import CallInbox
-from fs_bus.clock import now_ms
 from fs_bus.runtime.base import Emitted
-from fs_bus.state.changelog import DELETE_RETENTION_MS
 from fs_bus.status.records import ObservedState
 
 log = logging.getLogger(__name__)
@@ -77,7 +75,7 @@ class FunctionInstance:
         self.node_id = node_id
         self._changelogs = changelog_topics or {}  # input topic -> its changelog topic
         self._exactly_once = config.guarantee is Guarantee.EXACTLY_ONCE
-        self._transactional_id = transactional_id or f"fs-bus.{name}.{node_id}"
+        self._transactional_id = transactional_id  # exactly-once: the spec's, for this node
         self._outputs: Outputs | None = None  # outputs, changelogs, dead letters; open while the consumer is
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
         self._pool: ThreadPoolExecutor | None = None  # runs several partitions' batches at once
@@ -183,17 +181,7 @@ class FunctionInstance:
         first = cfg.inputs[0]
         in_settings = self._settings.for_servers(first.bootstrap_servers)
         topics = sorted(self._sources)
-        created = ensure_data_topics(clients.admin(in_settings),
-                                     topics + ([cfg.dead_letter_topic] if cfg.dead_letter_topic else []))
-        created += ensure_data_topics(
-            clients.admin(self._settings.for_servers(cfg.outputs[0].bootstrap_servers)),
-            sorted({o.topic for o in cfg.outputs}))
-        if self._changelogs:
-            admin = clients.admin(in_settings)
-            counts = partition_counts(admin, topics)
-            created += ensure_changelog_topics(
-                admin, {self._changelogs[t]: n for t, n in counts.items() if t in self._changelogs},
-                DELETE_RETENTION_MS)
+        created = ensure_function_topics(self._settings, cfg, self._changelogs)
         if created:
             log.info("function %s: created missing topics %s", self.name, created)
         props: dict[str, str] = {}
@@ -525,17 +513,6 @@ def _timed(run: Callable[[list[Message]], list[Emitted]], msgs: list[Message]) -
     started = time.perf_counter()
     results = run(msgs)
     return results, time.perf_counter() - started
-
-
-def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:
-    """Each source's watermark from its partitions' ``(source_id, highest timestamp seen)``:
-    the lowest over the partitions that have seen a record (-1: none yet), so an event
-    time is only promised once every busy partition of the source has passed it. Pure."""
-    marks: dict[int, int] = {}
-    for source, ts in partitions:
-        if ts >= 0:
-            marks[source] = min(marks.get(source, ts), ts)
-    return marks
 
 
 def _by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:

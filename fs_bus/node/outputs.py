@@ -235,9 +235,11 @@ class TransactionalOutputs(Outputs):
 
 
 def open_outputs(name: str, config: FunctionConfig, settings: KafkaSettings, consumer: Consumer,
-                 stop: threading.Event, transactional_id: str) -> Outputs:
+                 stop: threading.Event, transactional_id: str | None) -> Outputs:
     """The outputs the function's ``processing.guarantee`` asks for."""
     if config.guarantee is Guarantee.EXACTLY_ONCE:
+        if not transactional_id:
+            raise FsBusError(f"function {name!r}: exactly_once needs a transactional id (FunctionSpec.transactional_id)")
         return TransactionalOutputs(name, config, settings, consumer, stop, transactional_id)
     return AcknowledgedOutputs(name, config, settings, consumer, stop)
 

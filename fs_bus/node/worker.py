@@ -138,3 +138,14 @@ class PartitionWorker:
     @property
     def label(self) -> str:
         return f"{self.topic}:{self.partition}"
+
+
+def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:
+    """Each source's watermark from its partitions' ``(source_id, highest timestamp seen)``:
+    the lowest over the partitions that have seen a record (-1: none yet), so an event
+    time is only promised once every busy partition of the source has passed it. Pure."""
+    marks: dict[int, int] = {}
+    for source, ts in partitions:
+        if ts >= 0:
+            marks[source] = min(marks.get(source, ts), ts)
+    return marks
