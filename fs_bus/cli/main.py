@@ -300,8 +300,8 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     """
     import dataclasses
     import json
-    import time
 
+    from fs_bus.clock import now_ms
     from fs_bus.kafka import clients
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.kafka.topics import Topics
@@ -314,13 +314,13 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
             click.echo(format_line(line))
 
     try:
-        since_ms = parse_since(since, int(time.time() * 1000))
+        since_ms = parse_since(since, now_ms())
     except FsBusError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
     try:
         clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
-        consumer = clients.consumer(settings, "logs", **{"enable.partition.eof": True})
+        consumer = clients.end_reader(settings, "logs")
         try:
             tail = LogTail(consumer, Topics(namespace).logs, name)
             for line in tail.recent(since_ms, last or None):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
 
 class Guarantee(str, enum.Enum):
@@ -103,7 +102,7 @@ class WasiDir:
 
 
 @dataclass(frozen=True, slots=True)
-class WasiConfig:
+class WasiAccess:
     """What a WebAssembly guest may reach through WASI (the ``wasi`` key): nothing by
     default. No network grant exists: sockets are always refused."""
 
@@ -131,8 +130,7 @@ class FunctionConfig:
     error_policy: ErrorPolicy = ErrorPolicy.FAIL
     error_retries: int = 3  # times a failing record is tried again before the policy applies
     dead_letter_topic: str | None = None
-    wasi: WasiConfig = WasiConfig()  # what a component (or the wasm Python runtime) may reach
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    wasi: WasiAccess = WasiAccess()  # what a component (or the wasm Python runtime) may reach
 
     @property
     def inputs(self) -> tuple[KafkaInput, ...]:

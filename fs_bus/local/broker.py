@@ -513,7 +513,7 @@ class LocalBroker:
             )
 
     def _wait_ready(self, timeout: float) -> None:
-        from confluent_kafka.admin import AdminClient
+        from fs_bus.kafka.types import AdminClient
 
         deadline = time.monotonic() + timeout
         spec = self.spec

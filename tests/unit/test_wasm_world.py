@@ -517,15 +517,15 @@ def test_wasmtime_is_the_pinned_major_version() -> None:
 def test_the_node_grants_exactly_what_the_config_says(engine: WasmEngine, guest: LoadedComponent,
                                                       tmp_path: Path) -> None:
     from fs_bus.artifacts.cache import ArtifactCache
-    from fs_bus.config.validate import parse_config
     from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
+    from fs_bus.control.spec import FunctionSpec
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.node.loader import Loader
 
     granted = tmp_path / "granted"
     granted.mkdir()
     (granted / "input.txt").write_bytes(b"12345")
-    config = parse_config(f"""\
+    config_text = f"""\
 name: probe
 type: processor
 input-groups: [{{inputs: [{{bootstrap_servers: "k:9092", topic: in, group_id: g}}]}}]
@@ -533,15 +533,15 @@ outputs: [{{bootstrap_servers: "k:9092", topic: out}}]
 wasi:
   env: {{GREETING: hi}}
   dirs: [{{host: "{granted}", guest: /data, read-only: true}}]
-""")
-    record = FunctionRecord("probe", "processor", "", ArtifactManifest("0" * 64, 0, ArtifactKind.WASM_COMPONENT, "a", ()),
+"""
+    record = FunctionRecord("probe", "processor", config_text, ArtifactManifest("0" * 64, 0, ArtifactKind.WASM_COMPONENT, "a", ()),
                             DesiredState.RUNNING, 1, 0)
     loader = Loader(KafkaSettings("unused:9092"), ArtifactCache(tmp_path / "cache"), engine, tmp_path / "state",
                     tmp_path / "venvs", tmp_path / "compiled")
     from fs_bus.state.backend import MemoryBackend
     from fs_bus.state.changelog import ChangelogBackend
     loader._restore = lambda *_: ChangelogBackend(MemoryBackend())  # no broker here: state starts empty
-    runtime = loader._wasm_factory(record, config, guest)("in", 0)
+    runtime = loader._wasm_factory(FunctionSpec(record), guest)("in", 0)
     processor, state = runtime.processor, runtime.state
     probe = Guest(processor)
     try:
