@@ -474,12 +474,17 @@ def local() -> None:
 @click.option("--port", type=int, default=9092, show_default=True, help="The broker's port on 127.0.0.1.")
 @click.option("--namespace", default="fs-bus", show_default=True)
 @click.option("--no-node", is_flag=True, help="Start only the broker.")
-def local_up(directory: Path | None, port: int, namespace: str, no_node: bool) -> None:
-    """Start a local broker and a node in the background (idempotent)."""
+@click.option("--console-port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="Port of the read-only console on 127.0.0.1 (0: any free port).")
+@click.option("--no-console", is_flag=True, help="Do not start the console.")
+def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, console_port: int,
+             no_console: bool) -> None:
+    """Start a local broker, a node and the console (read-only) in the background (idempotent)."""
     from fs_bus.local import cluster
 
     try:
         cluster.up(cluster.local_dir(directory), port=port, namespace=namespace, with_node=not no_node,
+                   console_port=None if no_console else console_port,
                    say=lambda m: err_console.print(m, highlight=False))
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)

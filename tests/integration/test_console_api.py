@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
+import subprocess
+import sys
+import urllib.request
 
 import pytest
 
+from fs_bus.local.broker import free_port
 from tests.integration.console_harness import PRINTER_SOURCE, ConsoleProcess, printer_config
-from tests.integration.harness import UPPER_WASM, create_topic, produce, upper_config, wait_until
+from tests.integration.harness import ROOT, UPPER_WASM, create_topic, produce, upper_config, wait_until
 
 
 @pytest.fixture
@@ -154,3 +160,29 @@ def test_the_log_stream_sends_a_line_the_function_printed(bootstrap_servers, nam
             break
     else:
         raise AssertionError("the log stream ended without the printed line")
+
+
+def test_fs_bus_local_up_starts_the_console_and_prints_its_address(tmp_path):
+    d, port = str(tmp_path / "local"), str(free_port())
+
+    def fs_bus(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "fs_bus", "local", *args, "--dir", d], capture_output=True,
+                              text=True, timeout=180, cwd=ROOT)
+
+    try:
+        up = fs_bus("up", "--port", port, "--console-port", "0")
+        assert up.returncode == 0, up.stderr
+        found = re.search(r"console: (http://127\.0\.0\.1:\d+/) \(read-only", up.stderr)
+        assert found, up.stderr
+        url = found.group(1)
+        state = wait_until(lambda: (lambda s: s if s["nodes"] else None)(
+            json.loads(urllib.request.urlopen(url + "api/state", timeout=10).read())), 30, "the local node listed")
+        assert (state["namespace"], state["allow_writes"], state["nodes"][0]["node_id"]) == \
+            ("fs-bus", False, "local-1")
+        status = fs_bus("status", "-o", "json")
+        assert json.loads(status.stdout)["console_url"] == url
+    finally:
+        down = fs_bus("down")
+    assert "console stopped" in down.stderr, down.stderr
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url + "api/state", timeout=5)
