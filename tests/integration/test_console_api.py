@@ -53,11 +53,13 @@ def test_the_api_lists_both_functions_with_status_and_partitions_and_the_node_th
         assert set(by_name) == {"upper", "lower"}
         assert by_name["upper"]["nodes"] == {"n1": [f"{a}:0", f"{a}:1"]}, by_name["upper"]
         assert by_name["lower"]["nodes"] == {"n1": [f"{b}:0"]}, by_name["lower"]
+        # A node may report a transient failure (and retry) just after an input topic is created.
+        assert [f["status"] for f in by_name.values()] == ["RUNNING"] * 2, by_name
         return state
-    state = wait_until(both_placed, 60, "both functions placed on n1")
+    state = wait_until(both_placed, 60, "both functions placed on n1 and RUNNING")
     upper = next(f for f in state["functions"] if f["name"] == "upper")
     assert (upper["type"], upper["status"], upper["desired"], upper["revision"]) == \
-        ("processor", "RUNNING", "RUNNING", 1)
+        ("processor", "RUNNING", "RUNNING", 1), upper["error"]
     assert [(p["topic"], p["partition"], p["node"]) for p in upper["partitions"]] == [(a, 0, "n1"), (a, 1, "n1")]
     assert state["allow_writes"] is False
     (node,) = state["nodes"]
