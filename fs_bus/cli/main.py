@@ -376,6 +376,48 @@ def fetch(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], 
     err_console.print(f"{path}: {len(data)} bytes, sha256 {manifest.sha256}", highlight=False)
 
 
+@cli.command("console")
+@kafka_options
+@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="The port the console listens on (0: any free port; the address is printed).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address it listens on; 0.0.0.0 shows it to the network (it has no login of its own).")
+@click.option("--allow-writes", is_flag=True,
+              help="Show STOP / START / DROP / CREATE and accept them; without it the console and its API "
+                   "only read. Writes use the console's Kafka principal, so ACLs decide.")
+@click.option("--interval", type=click.FloatRange(0.2), default=2.0, show_default=True,
+              help="Seconds between refreshes of lag and throughput.")
+def console_command(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], port: int, host: str,
+            allow_writes: bool, interval: float) -> None:
+    """Serve the operator's console: a web page with functions, nodes, partitions, lag,
+    throughput and logs, updated live, read from Kafka alone.
+
+    \b
+      fs-bus console                      # http://127.0.0.1:8089/, read-only
+      fs-bus console --allow-writes       # with STOP / START / DROP / CREATE buttons
+    """
+    from fs_bus.console.server import ConsoleOptions, ConsoleServer
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.settings import KafkaSettings
+
+    settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
+    try:
+        clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
+        server = ConsoleServer(settings, ConsoleOptions(namespace=namespace, host=host, port=port,
+                                                        allow_writes=allow_writes, interval_s=interval))
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    mode = "writes allowed" if allow_writes else "read-only"
+    click.echo(f"fs-bus console: {server.url} (namespace {namespace}, {mode}); Ctrl-C stops it", err=True)
+    stop.wait()
+    server.close()
+
+
 @cli.command()
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("-f", "--format", "fmt", default=None, metavar="FORMAT",
@@ -432,12 +474,17 @@ def local() -> None:
 @click.option("--port", type=int, default=9092, show_default=True, help="The broker's port on 127.0.0.1.")
 @click.option("--namespace", default="fs-bus", show_default=True)
 @click.option("--no-node", is_flag=True, help="Start only the broker.")
-def local_up(directory: Path | None, port: int, namespace: str, no_node: bool) -> None:
-    """Start a local broker and a node in the background (idempotent)."""
+@click.option("--console-port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="Port of the read-only console on 127.0.0.1 (0: any free port).")
+@click.option("--no-console", is_flag=True, help="Do not start the console.")
+def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, console_port: int,
+             no_console: bool) -> None:
+    """Start a local broker, a node and the console (read-only) in the background (idempotent)."""
     from fs_bus.local import cluster
 
     try:
         cluster.up(cluster.local_dir(directory), port=port, namespace=namespace, with_node=not no_node,
+                   console_port=None if no_console else console_port,
                    say=lambda m: err_console.print(m, highlight=False))
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
