@@ -266,8 +266,13 @@ def _fetch(jar: LockedJar, repository: str, lib: Path, advance: Callable[[int], 
         except (urllib.error.URLError, OSError) as e:
             part.unlink(missing_ok=True)
             advance(-got)
+            reason = e.reason if isinstance(e, urllib.error.URLError) else e
+            if isinstance(reason, FileNotFoundError):  # a file:// mirror without the jar
+                raise LocalClusterError(
+                    f"{url} does not exist; does {REPOSITORY_ENV} ({repository}) name the root of a "
+                    f"Maven repository (the folder holding org/, com/, ...)?"
+                ) from e
             if attempt == _ATTEMPTS:
-                reason = e.reason if isinstance(e, urllib.error.URLError) else e
                 raise LocalClusterError(
                     f"downloading {url} failed after {_ATTEMPTS} attempts: {reason}; check the network "
                     f"(https_proxy is honoured), or set {REPOSITORY_ENV} to a reachable Maven mirror, or "
@@ -395,9 +400,12 @@ def parse_dependency_list(text: str) -> list[ResolvedJar]:
     return resolved
 
 
-def resolve_with_maven(kafka_version: str, workdir: Path, *, java: str | None = None) -> list[ResolvedJar]:
-    """What ``mvn`` resolves for the package's ``pom.xml`` at ``kafka_version`` (runtime scope)."""
-    mvn = shutil.which("mvn")
+def resolve_with_maven(
+    kafka_version: str, workdir: Path, *, java: str | None = None, mvn: str | None = None,
+) -> list[ResolvedJar]:
+    """What ``mvn`` (default: the one on PATH) resolves for the package's ``pom.xml`` at
+    ``kafka_version`` (runtime scope), each jar where Maven's local repository keeps it."""
+    mvn = mvn or shutil.which("mvn")
     if not mvn:
         raise LocalClusterError(
             f"resolving the jars of Kafka {kafka_version} needs Maven, but `mvn` was not found "
