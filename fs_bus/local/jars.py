@@ -217,6 +217,7 @@ def fetch_jars(
     ``progress`` sees the bytes of the whole set (``total``, the jars already there
     counting as done), so a resumed download's bar starts where the last one stopped.
     """
+    lib.mkdir(parents=True, exist_ok=True)
     want = sum(j.size for j in missing)
     total = want if total is None else total
     done = total - want
@@ -267,7 +268,8 @@ def _fetch(jar: LockedJar, repository: str, lib: Path, advance: Callable[[int], 
             part.unlink(missing_ok=True)
             advance(-got)
             reason = e.reason if isinstance(e, urllib.error.URLError) else e
-            if isinstance(reason, FileNotFoundError):  # a file:// mirror without the jar
+            if isinstance(e, urllib.error.URLError) and isinstance(reason, FileNotFoundError):
+                # A file:// mirror without the jar: asking again will not help.
                 raise LocalClusterError(
                     f"{url} does not exist; does {REPOSITORY_ENV} ({repository}) name the root of a "
                     f"Maven repository (the folder holding org/, com/, ...)?"
