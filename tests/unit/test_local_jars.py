@@ -268,3 +268,15 @@ def test_the_cache_is_filled_once_and_refilled_when_the_lock_changes(
     jars.cached_lib(tmp_path / "cache", "9.9", java="java", quiet=True)
     assert sorted(p.name for p in lib.iterdir()) == sorted(j.file_name for j in lock.jars)
     assert (lib / "slf4j-api-1.7.jar").read_bytes() == b"2.0"
+
+
+def test_kafka_home_is_used_as_it_is_and_nothing_is_fetched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    libs = tmp_path / "kafka" / "libs"
+    libs.mkdir(parents=True)
+    monkeypatch.setenv("KAFKA_HOME", str(tmp_path / "kafka"))
+    monkeypatch.setenv("FS_BUS_MAVEN_REPOSITORY", (tmp_path / "nowhere").as_uri())
+    with pytest.raises(LocalClusterError, match=r"KAFKA_HOME=.* does not look like a Kafka distribution"):
+        broker.resolve_kafka_classpath(tmp_path / "cache")
+    (libs / "kafka_2.13-3.9.0.jar").write_bytes(b"")
+    assert broker.resolve_kafka_classpath(tmp_path / "cache") == f"{libs}/*"
+    assert not (tmp_path / "cache").exists()
