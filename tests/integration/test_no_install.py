@@ -55,7 +55,8 @@ def _mvn(cache: Path) -> str:
         download = cache / "maven-download"
         jars.fetch_jars([MAVEN], download, jars.DEFAULT_REPOSITORY)
         with tarfile.open(download / MAVEN.file_name) as archive:
-            archive.extractall(cache, filter="tar")
+            # The "tar" filter (Python 3.11.4+) refuses links and paths out of `cache`.
+            archive.extractall(cache, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
     return str(home / "bin" / "mvn")
 
 
