@@ -13,6 +13,10 @@ from rich.table import Table
 
 from bench.common import LATENCY_TARGETS, THROUGHPUT_CASES
 
+STATEFUL_ROWS = ("limit", "go-processor", "python", "streams")
+STATEFUL_LABELS = {"limit": "limit (upper-case)", "go-processor": "go-processor (reference world)",
+                   "python": "python (type: python)", "streams": "streams (Processor API, RocksDB)"}
+
 
 def _num(v: Any, fmt: str = "{:,.0f}") -> str:
     if v is None:
@@ -65,6 +69,25 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
                   _num(e.get("records_per_s")), _num(e.get("mb_per_s"), "{:,.2f}"),
                   _num(e.get("ratio_to_limit"), "{:.3f}"), _note(e))
     if t.row_count:
+        console.print(t)
+
+    st = cases.get("stateful")
+    if st is not None:
+        sds = st.get("data_set") or {}
+        t = Table(title="stateful (word counter, kv get + put per word"
+                        + (f"; {sds['records']:,} sentences of {sds['words_per_sentence']} words, "
+                           f"{sds['partitions']} partition(s)" if sds else "") + ")")
+        for col, just in (("row", "left"), ("status", "left"), ("records", "right"), ("seconds", "right"),
+                          ("records/s", "right"), ("x limit", "right"), ("output", "left"), ("note", "left")):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        for row in STATEFUL_ROWS:
+            e = (st.get("rows") or {}).get(row)
+            if e is None:
+                continue
+            t.add_row(STATEFUL_LABELS[row], _status(e), _num(e.get("records")), _num(e.get("seconds"), "{:,.2f}"),
+                      _num(e.get("records_per_s")), _num(e.get("ratio_to_limit"), "{:.3f}"), _check(e), _note(e))
+        if not st.get("rows"):
+            t.add_row("stateful", _status(st), *["-"] * 5, _note(st))
         console.print(t)
 
     lat = cases.get("latency")
@@ -124,6 +147,14 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         console.print(t)
 
 
+def _check(entry: dict[str, Any]) -> str:
+    """Whether a counter's outputs matched the reference replay (so its final counts did)."""
+    c = entry.get("output_check")
+    if c is None:
+        return "-"
+    return "same counts" if c.get("matches_reference") else f"DIFFERENT ({c.get('missing')} missing)"
+
+
 def _cell(v: Any, fmt: str = "{:,.0f}") -> str:
     return _num(v, fmt)
 
@@ -147,6 +178,21 @@ def to_markdown(results: dict[str, Any]) -> str:
             status = e["status"] + (f" ({_note(e, 60)})" if e.get("error") else "")
             lines.append(f"| {c} | {status} | {_cell(e.get('records_per_s'))} | {_cell(e.get('mb_per_s'), '{:,.2f}')} "
                          f"| {_cell(e.get('ratio_to_limit'), '{:.3f}')} |")
+        lines.append("")
+    st = cases.get("stateful")
+    if st is not None:
+        sds = st.get("data_set") or {}
+        if sds:
+            lines += [f"Stateful: {sds['records']:,} sentences of {sds['words_per_sentence']} words (mean "
+                      f"{sds['mean_size']} B) on {sds['partitions']} partition(s).", ""]
+        lines += ["| stateful | status | records/s | x limit | outputs |", "|---|---|---:|---:|---|"]
+        for row in STATEFUL_ROWS:
+            e = (st.get("rows") or {}).get(row)
+            if e is None:
+                continue
+            status = e["status"] + (f" ({_note(e, 60)})" if e.get("error") else "")
+            lines.append(f"| {STATEFUL_LABELS[row]} | {status} | {_cell(e.get('records_per_s'))} "
+                         f"| {_cell(e.get('ratio_to_limit'), '{:.3f}')} | {_check(e)} |")
         lines.append("")
     lat = cases.get("latency")
     if lat is not None:
