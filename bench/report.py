@@ -51,7 +51,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
     ds = results.get("data_set") or {}
     console.print(f"[bold]fs-bus bench[/bold] {results['started_at']}  {m['cpu_model']}, {m['cores']} cores, "
                   f"Python {m['python']}, confluent-kafka {m['confluent_kafka']} / librdkafka {m['librdkafka']}, "
-                  f"wasmtime {m['wasmtime']}, Kafka {m['kafka']}, commit {str(m['git'].get('commit'))[:10]}"
+                  f"wasmtime {m['wasmtime']}, Kafka {m['kafka']}{', Java ' + m['java'] if m.get('java') else ''}, "
+                  f"commit {str(m['git'].get('commit'))[:10]}"
                   f"{' (dirty)' if m['git'].get('dirty') else ''}")
     if ds:
         console.print(f"data set: {ds['records']:,} records x {ds['size']} B on {ds['partitions']} partition(s) "
@@ -166,7 +167,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     lines = [f"Run {results['started_at']}: `{' '.join(results['command'])}`", "",
              f"Machine: {m['cpu_model']}, {m['cores']} cores, {m.get('memory_gib')} GiB, {m['os']}; Python "
              f"{m['python']}, confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), wasmtime "
-             f"{m['wasmtime']}, Kafka {m['kafka']}; fs-bus commit `{str(m['git'].get('commit'))[:10]}`"
+             f"{m['wasmtime']}, Kafka {m['kafka']}{' (Java ' + m['java'] + ')' if m.get('java') else ''}; fs-bus commit "
+             f"`{str(m['git'].get('commit'))[:10]}`"
              f"{' (dirty)' if m['git'].get('dirty') else ''}.", ""]
     ds = results.get("data_set")
     if ds:
