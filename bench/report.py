@@ -33,11 +33,11 @@ def _status(entry: dict[str, Any]) -> str:
     return f"[{color}]{st}[/{color}]"
 
 
-def _note(entry: dict[str, Any], width: int = 70) -> str:
+def _note(entry: dict[str, Any], width: int = 70, records_option: str = "--records") -> str:
     err = entry.get("error")
     if not err:
         if entry.get("records_before_start"):
-            return f"{entry['records_before_start']:,} ran before timing began: use more --records"[:width]
+            return f"{entry['records_before_start']:,} ran before timing began: use more {records_option}"[:width]
         return ""
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return first[:width]
@@ -86,7 +86,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
             if e is None:
                 continue
             t.add_row(STATEFUL_LABELS[row], _status(e), _num(e.get("records")), _num(e.get("seconds"), "{:,.2f}"),
-                      _num(e.get("records_per_s")), _num(e.get("ratio_to_limit"), "{:.3f}"), _check(e), _note(e))
+                      _num(e.get("records_per_s")), _num(e.get("ratio_to_limit"), "{:.3f}"), _check(e),
+                      _note(e, records_option="--stateful-records"))
         if not st.get("rows"):
             t.add_row("stateful", _status(st), *["-"] * 5, _note(st))
         console.print(t)

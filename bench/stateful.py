@@ -43,7 +43,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench import limit, streams
 from bench.common import (
-    ROOT, CaseSkipped, CaseTimeout, Children, Deadline, EndOffsets, Params, PartialTimeout, create_topics,
+    ROOT, CaseSkipped, CaseTimeout, Children, Deadline, Params, PartialTimeout, create_topics,
     go_processor_wasm, log,
 )
 from bench.node import BenchNode
@@ -144,33 +144,36 @@ def produce_sentences(bootstrap: str, topic: str, values: list[bytes], partition
     return time.monotonic() - started
 
 
-def read_topic(bootstrap: str, topic: str, partitions: int, deadline: Deadline) -> Counter[bytes]:
-    """The fingerprint of every value ``topic`` holds now, from each partition's start to its end."""
-    with EndOffsets(bootstrap, topic, partitions) as offsets:
-        ends = {tp.partition: offsets.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
-                for tp in offsets.tps}
+def read_topic(bootstrap: str, topic: str, partitions: int, records: int, deadline: Deadline) -> Counter[bytes]:
+    """The fingerprint of every value ``topic`` holds: read (read_committed) until ``records``
+    values have come, then on to the end offsets of that moment, so duplicates show too.
+    Whatever has come when ``deadline`` passes is returned: the comparison says what is missing."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-check-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest",
                          "isolation.level": "read_committed"})
-    consumer.assign([TopicPartition(topic, part, 0) for part, end in ends.items() if end > 0])
-    left = {part for part, end in ends.items() if end > 0}
+    tps = [TopicPartition(topic, part, 0) for part in range(partitions)]
+    consumer.assign(tps)
     got: Counter[bytes] = Counter()
+    read = 0
+
+    def take(timeout: float) -> None:
+        nonlocal read
+        for m in consumer.consume(10_000, timeout):
+            if m.error() is None:
+                got[hashlib.blake2b(m.value() or b"", digest_size=8).digest()] += 1
+                read += 1
+
     try:
-        while left:
-            for m in consumer.consume(10_000, 0.5):
-                if m.error() is not None:
-                    continue
-                if m.offset() < ends[m.partition()]:
-                    got[hashlib.blake2b(m.value() or b"", digest_size=8).digest()] += 1
-                if m.offset() >= ends[m.partition()] - 1:
-                    left.discard(m.partition())
-            # Under exactly_once the last offsets are transaction markers, never delivered:
-            # a partition whose position has reached its end is done too.
-            if left:
-                for tp in consumer.position([TopicPartition(topic, part) for part in left]):
-                    if tp.offset >= ends[tp.partition]:
-                        left.discard(tp.partition)
-            deadline.check(f"reading back {topic}")
+        # Under exactly_once the end offsets also count transaction markers, which are never
+        # delivered: the count of values read, not the offsets, says when all have come.
+        while read < records and not deadline.expired():
+            take(0.5)
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1] for tp in tps}
+        while not deadline.expired():
+            positions = consumer.position(tps)
+            if all(tp.offset >= ends[tp.partition] or ends[tp.partition] <= 0 for tp in positions):
+                break
+            take(0.2)
     finally:
         consumer.close()
     return got
@@ -211,8 +214,8 @@ def run_stateful(p: Params, deadline: Deadline, children: Children) -> dict[str,
             log(f"stateful {row}: start")
             entry = {"status": "ok", **_run_row(p, row_deadline, children, row, topic, sink, size)}
             if row != "limit":
-                got = read_topic(p.bootstrap, sink, parts, deadline.sub(max(60, p.stateful_records / 5000),
-                                                                        f"stateful {row}: reading back"))
+                got = read_topic(p.bootstrap, sink, parts, p.stateful_records,
+                                 deadline.sub(max(60, p.stateful_records / 5000), f"stateful {row}: reading back"))
                 entry["output_check"] = compare(expected, got)
                 if not entry["output_check"]["matches_reference"]:
                     c = entry["output_check"]
