@@ -486,6 +486,11 @@ def local_status(directory: Path | None, output: str) -> None:
     sys.exit(0 if ok else 1)
 
 
+from fs_bus.cli.author import test_command  # noqa: E402  (the author's loop: fs-bus test)
+
+cli.add_command(test_command)
+
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_FS_BUS_COMPLETE"
 
