@@ -91,6 +91,33 @@ def test_command(function_path: Path, config_path: Path, input_file: TextIO, inp
         sys.exit(EXIT_FAILED)
 
 
+@click.command("init")
+@click.argument("name")
+@click.option("--lang", required=True, type=click.Choice(["python", "go", "rust", "c", "js", "python-component"]),
+              help="python: a type: python driver class; the others: a WebAssembly component of the processor world.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where to write the project [default: ./NAME]; it must not exist or be empty.")
+def init_command(name: str, lang: str, directory: Path | None) -> None:
+    """Write a ready project for a new function NAME: its source, config.yaml, a build.sh
+    (components), a test against fs_bus.testing and a README saying how to build, test
+    and deploy it.
+
+    \b
+      fs-bus init wordcount --lang go && cd wordcount
+      ./build.sh && python3 -m pytest -q
+    """
+    from fs_bus.scaffold import init_project
+
+    try:
+        target = init_project(name, lang, directory)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_FAILED)
+    build = "./build.sh && " if lang != "python" else ""
+    err_console.print(f"created {target}/ ({lang}); next:\n  cd {target} && {build}python3 -m pytest -q",
+                      highlight=False)
+
+
 def _show_guest_output() -> None:
     """The function's stdout and stderr lines, on our stderr as they come, without log decoration."""
     guest = logging.getLogger("fs_bus.guest")

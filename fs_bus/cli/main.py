@@ -486,8 +486,9 @@ def local_status(directory: Path | None, output: str) -> None:
     sys.exit(0 if ok else 1)
 
 
-from fs_bus.cli.author import test_command  # noqa: E402  (the author's loop: fs-bus test)
+from fs_bus.cli.author import init_command, test_command  # noqa: E402  (the author's loop)
 
+cli.add_command(init_command)
 cli.add_command(test_command)
 
 
