@@ -247,3 +247,15 @@ def test_the_driver_class_may_be_given_directly(tmp_path):
     cls = _import_file(module).Direct
     with FunctionHarness(cls, tmp_path / "config.yaml") as fn:
         assert fn.send(b"abc") == [Output(0, "loud", None, b"cba")]
+
+
+# --- a fast-world component (fs-bus:batch, examples/upper-fast) --------------------
+
+
+def test_a_fast_world_component_gets_whole_records_and_emits_with_its_own_key(cache, tmp_path):
+    wasm = tmp_path / "upper-fast.wasm"
+    wasm.write_bytes(build.example("upper-fast"))
+    with FunctionHarness(wasm, ROOT / "examples" / "upper-fast" / "config.yaml", cache_dir=cache) as fn:
+        out = fn.send_all([Input(b"hello", key=b"k1", timestamp=1_700_000_000_000), Input(b"world"), Input(None)])
+    assert [(o.output, o.topic, o.key, o.value) for o in out] == [(0, "output-topic", b"k1", b"HELLO"),
+                                                                 (0, "output-topic", None, b"WORLD")]
