@@ -13,6 +13,7 @@ handed over by the caller and what the function emits is collected per output.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
 import os
@@ -326,8 +327,6 @@ def _b(data: bytes | str | None) -> bytes | None:
 
 
 def _sha256(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -406,7 +405,9 @@ def _driver_class(path: Path, config: FunctionConfig) -> type:
 
 def _import_file(path: Path) -> ModuleType:
     """Import ``path`` as the top-level module of its name, its directory first on
-    ``sys.path`` so that its project-local imports resolve (as they will on a node)."""
+    ``sys.path`` so that its project-local imports resolve (as they will on a node).
+    A project-local module already imported (from another directory, by an earlier
+    harness in this process) is found where it was first imported from."""
     path = path.resolve()
     if not path.is_file():
         raise FileNotFoundError(f"function file not found: {path}")
