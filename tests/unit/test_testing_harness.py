@@ -259,3 +259,30 @@ def test_a_fast_world_component_gets_whole_records_and_emits_with_its_own_key(ca
         out = fn.send_all([Input(b"hello", key=b"k1", timestamp=1_700_000_000_000), Input(b"world"), Input(None)])
     assert [(o.output, o.topic, o.key, o.value) for o in out] == [(0, "output-topic", b"k1", b"HELLO"),
                                                                  (0, "output-topic", None, b"WORLD")]
+
+
+# --- the node's memory limit ---------------------------------------------------------
+
+
+def test_a_component_past_its_memory_limit_traps_naming_the_limit(go_counter, cache, tmp_path):
+    config = config_with(tmp_path, GO_CONFIG, memory_limit_mb=24)
+    with FunctionHarness(go_counter, config, cache_dir=cache) as fn:
+        fn.send(b"small")
+        with pytest.raises(RecordError, match=r"(?s)trapped in fs-process \(its memory is limited to 24 MiB\).*"
+                                              r"\(record input-topic\[0\]@1\)$"):
+            fn.send(b"x" * (32 << 20))  # the record alone does not fit
+
+
+def test_a_python_driver_past_its_memory_limit_fails_the_record(tmp_path):
+    (tmp_path / "hog_driver.py").write_text(
+        "from fs_bus.api import FSProcessorDriver\n"
+        "class Hog(FSProcessorDriver):\n"
+        "    def process(self, ctx, source_id, data):\n"
+        "        self.kept = bytearray(int(data) << 20)\n"
+        "        ctx.emit(b'ok', 0)\n")
+    (tmp_path / "config.yaml").write_text(PY_CONFIG.replace("control-timeout-ms: 1000",
+                                                            "control-timeout-ms: 5000\n  memory-limit-mb: 300"))
+    with FunctionHarness(tmp_path / "hog_driver.py", tmp_path / "config.yaml") as fn:
+        assert fn.send(b"10") == [Output(0, "loud", None, b"ok")]
+        with pytest.raises(RecordError, match=r"(?s)raised MemoryError.*\(record words\[0\]@1\)$"):
+            fn.send(b"1000")
