@@ -286,3 +286,16 @@ def test_a_python_driver_past_its_memory_limit_fails_the_record(tmp_path):
         assert fn.send(b"10") == [Output(0, "loud", None, b"ok")]
         with pytest.raises(RecordError, match=r"(?s)raised MemoryError.*\(record words\[0\]@1\)$"):
             fn.send(b"1000")
+
+
+def test_a_python_driver_runs_in_the_webassembly_sandbox_with_python_runtime_wasm(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text((ROOT / "examples" / "python-processor" / "config.yaml").read_text()
+                      .replace("type: python\n", "type: python\npython-runtime: wasm\n"))
+    counter = ROOT / "examples" / "python-processor" / "counter.py"
+    # The runtime component is built with componentize-py once, into the default cache.
+    with FunctionHarness(counter, config, state={"counter-store": {"count:a": "9"}}) as fn:
+        [out] = fn.send(b"a b")
+        assert counts(out) == {"total_processed": 1, "counter_map": {"a": 10, "b": 1}}
+        assert fn.state("counter-store")[b"count:a"] == b"10"
+        assert fn.custom(b"a") == b"10"
