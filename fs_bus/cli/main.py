@@ -533,6 +533,12 @@ def local_status(directory: Path | None, output: str) -> None:
     sys.exit(0 if ok else 1)
 
 
+from fs_bus.cli.author import init_command, test_command  # noqa: E402  (the author's loop)
+
+cli.add_command(init_command)
+cli.add_command(test_command)
+
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_FS_BUS_COMPLETE"
 

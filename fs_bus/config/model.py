@@ -70,6 +70,10 @@ class KafkaOutput:
     runtime: ChannelRuntime = ChannelRuntime()
 
 
+# A call budget below this would time out the call machinery itself, not user code.
+MIN_CALL_BUDGET_S = 0.1
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorRuntime:
     """``processor-runtime`` keys. ``max_batch_size`` records are processed between
@@ -90,6 +94,12 @@ class ProcessorRuntime:
     control_max_retries: int = 3
     memory_limit_mb: int = 0
     cpu_limit_seconds: int = 0
+
+    @property
+    def call_budget_s(self) -> float:
+        """How long one call into user code may take: ``control_timeout_ms``, at least
+        ``MIN_CALL_BUDGET_S`` (a shorter budget would time out the call machinery itself)."""
+        return max(MIN_CALL_BUDGET_S, self.control_timeout_ms / 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from fs_bus.errors import FsBusError
 from fs_bus.state.changelog import changelog_topic
 
 # A call (control hook, fs-custom) never gets less than this, whatever the config says.
-MIN_CALL_BUDGET_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class FunctionSpec:
     @property
     def call_budget_s(self) -> float:
         """How long one call into user code may take (``control-timeout-ms``)."""
-        return max(MIN_CALL_BUDGET_S, self.valid.processor_runtime.control_timeout_ms / 1000)
+        return self.valid.processor_runtime.call_budget_s
 
     def changelog_topics(self, namespace: str, generation: int | None = None) -> dict[str, str]:
         """Each input topic's changelog topic, for the record's state generation (or ``generation``)."""

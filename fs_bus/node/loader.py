@@ -27,7 +27,8 @@ from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.node.worker import PartitionRuntime, ProcessorFactory
 from fs_bus.observability.logs import function_logger
 from fs_bus.observability.metrics import NodeMetrics
-from fs_bus.runtime.wasm import LoadedComponent, WasiGrants, WasmEngine, WasmProcessor
+from fs_bus.runtime.limits import limits, wasi_grants
+from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
 from fs_bus.state.restore import open_durable
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,7 @@ class Loader:
 
     def _wasm_factory(self, spec: FunctionSpec, component: LoadedComponent) -> ProcessorFactory:
         record, config, budget = spec.record, spec.valid, spec.call_budget_s
-        # Exactly what the config grants; nothing else (see config key `wasi`).
-        grants = WasiGrants(env=dict(config.wasi.env), preopens=[(d.host, d.guest) for d in config.wasi.dirs],
-                            read_only=frozenset(d.guest for d in config.wasi.dirs if d.read_only))
+        grants = wasi_grants(config)  # exactly what the config grants (see config key `wasi`)
 
         def factory(topic: str, partition: int) -> PartitionRuntime:
             state = self._restore(spec, topic, partition)
@@ -140,9 +139,10 @@ class Loader:
         modules, _ = unpack(bundle)  # refuse a broken bundle here, once, not in every partition
         if config.python_runtime == "wasm":
             return self._prepare_python_in_wasm(spec, modules)
-        budget = spec.call_budget_s
-        memory = config.processor_runtime.memory_limit_mb or None
-        cpu = config.processor_runtime.cpu_limit_seconds or None
+        granted = limits(config)
+        budget = granted.call_budget_s
+        memory = granted.memory_limit_mb or None
+        cpu = granted.cpu_limit_s or None
 
         from fs_bus.runtime.python import PythonProcessor  # only nodes that run Python functions need it
         from fs_bus.runtime.python import venv

@@ -71,6 +71,30 @@ def encode_complex(ck: ComplexKey) -> bytes:
     return _prefix(ck.key_group, ck.key, ck.namespace) + ck.user_key
 
 
+def encode_key(key: bytes | ComplexKey) -> bytes:
+    """The backend key of a simple key (bytes) or a complex one."""
+    return encode_complex(key) if isinstance(key, ComplexKey) else SIMPLE + key
+
+
+def decode_key(raw: bytes) -> bytes | ComplexKey:
+    """The key a guest wrote, from its backend key: the simple key's bytes, or a
+    ``ComplexKey``. Raises ``ValueError`` for bytes no store writes."""
+    if raw[:1] == SIMPLE:
+        return raw[1:]
+    if raw[:1] != COMPLEX:
+        raise ValueError(f"backend key {raw[:16]!r} is neither simple (0x00) nor complex (0x01)")
+    parts, pos = [], 1
+    for _ in range(3):
+        if pos + 4 > len(raw):
+            raise ValueError(f"complex backend key {raw[:16]!r} is truncated")
+        n = int.from_bytes(raw[pos:pos + 4], "big")
+        if pos + 4 + n > len(raw):
+            raise ValueError(f"complex backend key {raw[:16]!r} is truncated")
+        parts.append(raw[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return ComplexKey(parts[0], parts[1], parts[2], raw[pos:])
+
+
 class KvStore:
     """One named store of the world, over a backend shared by all the stores of
     one function on one partition.
