@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fs_bus.errors import LocalClusterError
-from fs_bus.local.broker import DEFAULT_KAFKA_VERSION, check_java, default_cache_dir
+from fs_bus.local.broker import DEFAULT_KAFKA_VERSION, check_java
+from fs_bus.local.jars import default_cache_dir
 
 from bench.common import CaseSkipped, log
 

@@ -254,6 +254,9 @@ class FunctionHarness:
         A key is the bytes of a simple key (``put-state``), or a ``ComplexKey``."""
         entries: dict[str, dict[bytes | ComplexKey, bytes]] = {}
         if self._memory is not None:
+            flush = getattr(self._processor, "flush_state", None)
+            if flush is not None:  # the native WebAssembly host caches kv writes
+                flush()
             items: Iterable[tuple[str, bytes, bytes | None]] = list(self._memory.items())
         else:
             items = [(c.store, c.key, c.value) for c in self._processor.state_items()]

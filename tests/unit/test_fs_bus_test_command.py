@@ -89,7 +89,7 @@ def test_a_failing_record_exits_1_naming_its_line_and_coordinates_and_leaves_the
 def test_a_record_past_its_budget_exits_1(go_counter, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(GO_CONFIG.read_text().replace("control-timeout-ms: 5000", "control-timeout-ms: 100"))
-    words = " ".join(f"w{i}" for i in range(20_000))
+    words = " ".join(f"w{i}" for i in range(400_000))  # ~2 s of kv work even on the native host
     done = fs_bus_test(go_counter, "--config", config, stdin=f"{words}\n")
     assert done.returncode == 1
     assert "input line 1: function 'go-processor-example' ran past its 0.1 s budget in fs-process " \

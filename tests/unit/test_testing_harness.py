@@ -94,7 +94,7 @@ def test_a_go_trap_fails_the_record_as_the_node_names_it(go_counter, cache):
 
 def test_a_go_record_past_its_budget_is_interrupted_with_the_nodes_message(go_counter, cache, tmp_path):
     config = config_with(tmp_path, GO_CONFIG, control_timeout_ms=100)
-    words = " ".join(f"w{i}" for i in range(20_000)).encode()  # 20 000 kv round trips: well past 0.1 s
+    words = " ".join(f"w{i}" for i in range(400_000)).encode()  # 400 000 kv round trips: past 0.1 s on either host
     with FunctionHarness(go_counter, config, cache_dir=cache) as fn:
         fn.send(b"warm")
         with pytest.raises(RecordError, match=re.escape(
