@@ -11,13 +11,15 @@ package main
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 )
 
 const minGrowth = 4 << 20 // bytes allocated between two collections, at least
 
 var (
-	memStats       runtime.MemStats
-	nextCollection uint64 = minGrowth // in cumulative bytes allocated (TotalAlloc)
+	allocated             = [1]metrics.Sample{{Name: "/gc/heap/allocs:bytes"}} // cumulative bytes allocated
+	live                  = [1]metrics.Sample{{Name: "/gc/heap/live:bytes"}}   // marked live by the last GC
+	nextCollection uint64 = minGrowth                                          // in cumulative bytes allocated
 )
 
 func init() {
@@ -30,11 +32,14 @@ func init() {
 // an allocation inside the next cabi_realloc to help with.
 // (ReadMemStats stops the world, which costs a few µs on single-threaded wasm.)
 func collectIfDue() {
-	runtime.ReadMemStats(&memStats)
-	if memStats.TotalAlloc < nextCollection {
+	// runtime/metrics reads one counter without stopping the world; ReadMemStats,
+	// which stops it and walks every span, cost more than the record itself.
+	metrics.Read(allocated[:])
+	if allocated[0].Value.Uint64() < nextCollection {
 		return
 	}
 	runtime.GC()
-	runtime.ReadMemStats(&memStats)
-	nextCollection = memStats.TotalAlloc + max(minGrowth, memStats.HeapAlloc)
+	metrics.Read(allocated[:])
+	metrics.Read(live[:])
+	nextCollection = allocated[0].Value.Uint64() + max(minGrowth, live[0].Value.Uint64())
 }

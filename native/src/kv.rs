@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use pyo3::exceptions::PyOSError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -58,17 +60,49 @@ struct Slot {
     dirty: bool,
 }
 
+/// A key space of a store: simple keys are cached as the guest gives them (no
+/// allocation to encode them per call), complex keys encoded; both are encoded
+/// as `fs_bus.state.kv` does when they are handed to Python.
+#[derive(Clone, Copy, PartialEq)]
+enum Space {
+    Simple,
+    Complex,
+}
+
 struct StoreCache {
     py: Py<PyAny>, // fs_bus.state.kv.KvStore
-    map: HashMap<Vec<u8>, Slot>,
+    simple: FxHashMap<Vec<u8>, Slot>,
+    complex: FxHashMap<Vec<u8>, Slot>, // encoded keys
     dirty: usize,
+}
+
+impl StoreCache {
+    fn map(&mut self, space: Space) -> &mut FxHashMap<Vec<u8>, Slot> {
+        match space {
+            Space::Simple => &mut self.simple,
+            Space::Complex => &mut self.complex,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.simple.clear();
+        self.complex.clear();
+    }
+}
+
+fn encoded(space: Space, key: &[u8]) -> Vec<u8> {
+    match space {
+        Space::Simple => simple(key),
+        Space::Complex => key.to_vec(),
+    }
 }
 
 pub struct KvHost {
     factory: Py<PyAny>, // name -> KvStore, the one Python KvStore per store name
-    stores: HashMap<String, StoreCache>,
-    handles: HashMap<u32, String>,
-    iterators: HashMap<u32, (String, Py<PyAny>)>,
+    stores: Vec<StoreCache>,
+    names: HashMap<String, usize>,
+    handles: FxHashMap<u32, usize>,
+    iterators: HashMap<u32, (usize, Py<PyAny>)>,
     next_rep: u32,
     cached: usize,
     // Cached entries (all stores) past which the cache is flushed and emptied. The
@@ -123,8 +157,9 @@ impl KvHost {
     pub fn new(factory: Py<PyAny>, capacity: usize) -> Self {
         KvHost {
             factory,
-            stores: HashMap::new(),
-            handles: HashMap::new(),
+            stores: Vec::new(),
+            names: HashMap::new(),
+            handles: FxHashMap::default(),
             iterators: HashMap::new(),
             next_rep: 0,
             cached: 0,
@@ -146,48 +181,57 @@ impl KvHost {
     }
 
     fn open(&mut self, py: Python<'_>, name: String) -> PyResult<u32> {
-        if !self.stores.contains_key(&name) {
-            let store = self.factory.call1(py, (name.as_str(),))?;
-            self.stores.insert(name.clone(), StoreCache { py: store, map: HashMap::new(), dirty: 0 });
-        }
+        let index = match self.names.get(&name) {
+            Some(&index) => index,
+            None => {
+                let store = self.factory.call1(py, (name.as_str(),))?;
+                self.stores.push(StoreCache {
+                    py: store,
+                    simple: FxHashMap::default(),
+                    complex: FxHashMap::default(),
+                    dirty: 0,
+                });
+                self.names.insert(name, self.stores.len() - 1);
+                self.stores.len() - 1
+            }
+        };
         let handles = &self.handles;
-        let taken = |rep| handles.contains_key(&rep);
         let rep = loop {
             let r = self.next_rep.wrapping_add(1);
             self.next_rep = r;
-            if r != 0 && !taken(r) {
+            if r != 0 && !handles.contains_key(&r) {
                 break r;
             }
         };
-        self.handles.insert(rep, name);
+        self.handles.insert(rep, index);
         Ok(rep)
     }
 
-    fn name(&self, rep: u32) -> KvResult<String> {
-        self.handles.get(&rep).cloned().ok_or_else(|| KvError::Other(format!("store handle {rep} is not open")))
+    fn store(&self, rep: u32) -> KvResult<usize> {
+        self.handles.get(&rep).copied().ok_or_else(|| KvError::Other(format!("store handle {rep} is not open")))
     }
 
-    fn get(&mut self, py: Python<'_>, rep: u32, key: Vec<u8>) -> KvResult<Option<Vec<u8>>> {
-        let name = self.name(rep)?;
-        let cache = self.stores.get_mut(&name).expect("open store");
-        if let Some(slot) = cache.map.get(&key) {
+    fn get(&mut self, py: Python<'_>, rep: u32, space: Space, key: Vec<u8>) -> KvResult<Option<Vec<u8>>> {
+        let index = self.store(rep)?;
+        let cache = &mut self.stores[index];
+        if let Some(slot) = cache.map(space).get(&key) {
             return Ok(slot.value.clone());
         }
         let value = cache
             .py
-            .call_method1(py, intern!(py, "get_raw"), (PyBytes::new(py, &key),))
+            .call_method1(py, intern!(py, "get_raw"), (PyBytes::new(py, &encoded(space, &key)),))
             .and_then(|v| if v.is_none(py) { Ok(None) } else { bytes_of(v.bind(py)).map(Some) })
             .map_err(|e| py_error(py, e))?;
-        cache.map.insert(key, Slot { value: value.clone(), dirty: false });
+        cache.map(space).insert(key, Slot { value: value.clone(), dirty: false });
         self.cached += 1;
         self.evict_if_full(py)?;
         Ok(value)
     }
 
-    fn set(&mut self, py: Python<'_>, rep: u32, key: Vec<u8>, value: Option<Vec<u8>>) -> KvResult<()> {
-        let name = self.name(rep)?;
-        let cache = self.stores.get_mut(&name).expect("open store");
-        match cache.map.insert(key, Slot { value, dirty: true }) {
+    fn set(&mut self, py: Python<'_>, rep: u32, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) -> KvResult<()> {
+        let index = self.store(rep)?;
+        let cache = &mut self.stores[index];
+        match cache.map(space).insert(key, Slot { value, dirty: true }) {
             None => {
                 self.cached += 1;
                 cache.dirty += 1;
@@ -201,27 +245,30 @@ impl KvHost {
     fn evict_if_full(&mut self, py: Python<'_>) -> KvResult<()> {
         if self.cached > self.capacity {
             self.flush_all(py).map_err(|e| py_error(py, e))?;
-            for store in self.stores.values_mut() {
-                store.map.clear();
+            for store in self.stores.iter_mut() {
+                store.clear();
             }
             self.cached = 0;
         }
         Ok(())
     }
 
-    fn flush(&mut self, py: Python<'_>, name: &str) -> PyResult<()> {
-        let Some(cache) = self.stores.get_mut(name) else { return Ok(()) };
+    fn flush(&mut self, py: Python<'_>, index: usize) -> PyResult<()> {
+        let cache = &mut self.stores[index];
         if cache.dirty == 0 {
             return Ok(());
         }
         let writes = PyList::empty(py);
-        for (key, slot) in cache.map.iter_mut().filter(|(_, s)| s.dirty) {
-            let value = match &slot.value {
-                Some(v) => PyBytes::new(py, v).into_any(),
-                None => py.None().into_bound(py),
-            };
-            writes.append(PyTuple::new(py, [PyBytes::new(py, key).into_any(), value])?)?;
-            slot.dirty = false;
+        for (space, map) in [(Space::Simple, &mut cache.simple), (Space::Complex, &mut cache.complex)] {
+            for (key, slot) in map.iter_mut().filter(|(_, s)| s.dirty) {
+                let value = match &slot.value {
+                    Some(v) => PyBytes::new(py, v).into_any(),
+                    None => py.None().into_bound(py),
+                };
+                let key = PyBytes::new(py, &encoded(space, key)).into_any();
+                writes.append(PyTuple::new(py, [key, value])?)?;
+                slot.dirty = false;
+            }
         }
         cache.dirty = 0;
         cache.py.call_method1(py, intern!(py, "apply_writes"), (writes,))?;
@@ -230,9 +277,8 @@ impl KvHost {
 
     /// Hand every dirty entry to the back end (see the module doc for when).
     pub fn flush_all(&mut self, py: Python<'_>) -> PyResult<()> {
-        let names: Vec<String> = self.stores.iter().filter(|(_, c)| c.dirty > 0).map(|(n, _)| n.clone()).collect();
-        for name in names {
-            self.flush(py, &name)?;
+        for index in 0..self.stores.len() {
+            self.flush(py, index)?;
         }
         Ok(())
     }
@@ -245,29 +291,29 @@ impl KvHost {
         method: &str,
         args: impl pyo3::call::PyCallArgs<'py>,
     ) -> KvResult<Bound<'py, PyAny>> {
-        let name = self.name(rep)?;
-        self.flush(py, &name).map_err(|e| py_error(py, e))?;
-        let store = self.stores[&name].py.bind(py).clone();
+        let index = self.store(rep)?;
+        self.flush(py, index).map_err(|e| py_error(py, e))?;
+        let store = self.stores[index].py.bind(py).clone();
         store.call_method1(method, args).map_err(|e| py_error(py, e))
     }
 
     fn delete_prefix(&mut self, py: Python<'_>, rep: u32, start: Vec<u8>) -> KvResult<()> {
         self.call_store(py, rep, "delete_encoded_prefix", (PyBytes::new(py, &start),))?;
-        let name = self.name(rep)?;
-        let cache = self.stores.get_mut(&name).expect("open store");
-        let before = cache.map.len();
-        cache.map.retain(|k, _| !k.starts_with(&start));
-        self.cached -= before - cache.map.len();
+        let index = self.store(rep)?;
+        let cache = &mut self.stores[index];
+        let before = cache.complex.len();
+        cache.complex.retain(|k, _| !k.starts_with(&start));
+        self.cached -= before - cache.complex.len();
         Ok(())
     }
 
     fn iterator_call<'py>(&mut self, py: Python<'py>, rep: u32, method: &str) -> KvResult<Bound<'py, PyAny>> {
-        let (name, it) = match self.iterators.get(&rep) {
-            Some((name, it)) => (name.clone(), it.clone_ref(py)),
+        let (index, it) = match self.iterators.get(&rep) {
+            Some((index, it)) => (*index, it.clone_ref(py)),
             None => return Err(KvError::Other(format!("iterator handle {rep} is not open"))),
         };
         // The iterator reads the back end: it must see every write made so far.
-        self.flush(py, &name).map_err(|e| py_error(py, e))?;
+        self.flush(py, index).map_err(|e| py_error(py, e))?;
         it.bind(py).call_method0(method).map_err(|e| py_error(py, e))
     }
 }
@@ -294,13 +340,13 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
         Ok((Resource::<StoreRes>::new_own(rep),))
     })?;
     inst.func_wrap("[method]store.put-state", |mut ctx, (this, key, value): (Resource<StoreRes>, Vec<u8>, Vec<u8>)| {
-        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), simple(&key), Some(value))),))
+        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), Space::Simple, key, Some(value))),))
     })?;
     inst.func_wrap("[method]store.get-state", |mut ctx, (this, key): (Resource<StoreRes>, Vec<u8>)| {
-        Ok((Python::attach(|py| kv(&mut ctx).get(py, this.rep(), simple(&key))),))
+        Ok((Python::attach(|py| kv(&mut ctx).get(py, this.rep(), Space::Simple, key)),))
     })?;
     inst.func_wrap("[method]store.delete-state", |mut ctx, (this, key): (Resource<StoreRes>, Vec<u8>)| {
-        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), simple(&key), None)),))
+        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), Space::Simple, key, None)),))
     })?;
     inst.func_wrap(
         "[method]store.list-states",
@@ -314,27 +360,27 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
         },
     )?;
     inst.func_wrap("[method]store.put", |mut ctx, (this, ck, value): (Resource<StoreRes>, ComplexKey, Vec<u8>)| {
-        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), complex(&ck), Some(value))),))
+        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), Space::Complex, complex(&ck), Some(value))),))
     })?;
     inst.func_wrap("[method]store.get", |mut ctx, (this, ck): (Resource<StoreRes>, ComplexKey)| {
-        Ok((Python::attach(|py| kv(&mut ctx).get(py, this.rep(), complex(&ck))),))
+        Ok((Python::attach(|py| kv(&mut ctx).get(py, this.rep(), Space::Complex, complex(&ck))),))
     })?;
     inst.func_wrap("[method]store.delete", |mut ctx, (this, ck): (Resource<StoreRes>, ComplexKey)| {
-        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), complex(&ck), None)),))
+        Ok((Python::attach(|py| kv(&mut ctx).set(py, this.rep(), Space::Complex, complex(&ck), None)),))
     })?;
     inst.func_wrap("[method]store.merge", |mut ctx, (this, ck, value): (Resource<StoreRes>, ComplexKey, Vec<u8>)| {
         // The default merge of fs_bus.state.kv: the operand appended to the value.
         let r = Python::attach(|py| -> KvResult<()> {
             let key = complex(&ck);
             let kv = kv(&mut ctx);
-            let merged = match kv.get(py, this.rep(), key.clone())? {
+            let merged = match kv.get(py, this.rep(), Space::Complex, key.clone())? {
                 Some(mut current) => {
                     current.extend_from_slice(&value);
                     current
                 }
                 None => value,
             };
-            kv.set(py, this.rep(), key, Some(merged))
+            kv.set(py, this.rep(), Space::Complex, key, Some(merged))
         });
         Ok((r,))
     })?;
@@ -373,11 +419,10 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
                 let kv = kv(&mut ctx);
                 let args = (PyBytes::new(py, &key_group), PyBytes::new(py, &key), PyBytes::new(py, &namespace));
                 let it = kv.call_store(py, this.rep(), "scan_complex", args)?.unbind();
-                let name = kv.name(this.rep())?;
-                let iterators = &kv.iterators;
-                let taken: Vec<u32> = iterators.keys().copied().collect();
+                let index = kv.store(this.rep())?;
+                let taken: Vec<u32> = kv.iterators.keys().copied().collect();
                 let rep = kv.new_rep(|r| taken.contains(&r));
-                kv.iterators.insert(rep, (name, it));
+                kv.iterators.insert(rep, (index, it));
                 Ok(Resource::new_own(rep))
             });
             Ok((r,))
