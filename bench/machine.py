@@ -75,6 +75,14 @@ def java_version() -> str | None:
     return m.group(1) if m else None
 
 
+def _wasm_host() -> str:
+    """Which WebAssembly host the nodes of this run use (native, or wasmtime-py and why)."""
+    from fs_bus.runtime.wasm import WasmEngine
+
+    with WasmEngine() as engine:
+        return engine.describe_host()
+
+
 def machine_info(classpath: str | None = None, kafka: str | None = None) -> dict[str, Any]:
     import confluent_kafka
 
@@ -92,6 +100,7 @@ def machine_info(classpath: str | None = None, kafka: str | None = None) -> dict
         "confluent_kafka": _version("confluent-kafka") or str(confluent_kafka.version()),
         "librdkafka": confluent_kafka.libversion()[0],
         "wasmtime": _version("wasmtime"),
+        "wasm_host": _wasm_host(),
         "kafka": kafka or kafka_version(classpath),
         "java": java_version(),
         "fs_bus": _version("fs-bus"),

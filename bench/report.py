@@ -54,6 +54,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
                   f"wasmtime {m['wasmtime']}, Kafka {m['kafka']}{', Java ' + m['java'] if m.get('java') else ''}, "
                   f"commit {str(m['git'].get('commit'))[:10]}"
                   f"{' (dirty)' if m['git'].get('dirty') else ''}")
+    if m.get("wasm_host"):
+        console.print(f"WebAssembly host: {m['wasm_host']}")
     if ds:
         console.print(f"data set: {ds['records']:,} records x {ds['size']} B on {ds['partitions']} partition(s) "
                       f"(produced at {ds.get('produce_records_per_s', 0):,.0f} records/s)")
@@ -170,7 +172,8 @@ def to_markdown(results: dict[str, Any]) -> str:
              f"{m['python']}, confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), wasmtime "
              f"{m['wasmtime']}, Kafka {m['kafka']}{' (Java ' + m['java'] + ')' if m.get('java') else ''}; fs-bus commit "
              f"`{str(m['git'].get('commit'))[:10]}`"
-             f"{' (dirty)' if m['git'].get('dirty') else ''}.", ""]
+             f"{' (dirty)' if m['git'].get('dirty') else ''}."
+             + (f" WebAssembly host: {m['wasm_host']}." if m.get("wasm_host") else ""), ""]
     ds = results.get("data_set")
     if ds:
         lines += [f"Data set: {ds['records']:,} records x {ds['size']} B on {ds['partitions']} partitions.", ""]
