@@ -43,6 +43,8 @@ cases (--cases, comma-separated; default: all):
                         streams at half their measured max rate (or --rate N, or --rate common: all at one rate)
   control-plane         CREATE -> RUNNING latency, artifact upload/download MB/s, component
                         cold start with and without the compiled cache
+  boundary              in process, no Kafka: one record (with one emit and one kv get+put) and one
+                        kv call through each WebAssembly host, native and wasmtime-py (bench/guests/kvloop)
 """
 
 
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # tests.guests, for the cold-start guest
 
-    from bench import control_plane, latency, report, stateful, throughput
+    from bench import boundary, control_plane, latency, report, stateful, throughput
     from bench.machine import kafka_version, machine_info
 
     started_at = datetime.now(timezone.utc)
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency": (3 * (2 * a.latency_seconds + 300),
                         lambda d: {"targets": latency.run_latency(p, d, children, max_rates)}),
             "control-plane": (900 + 30 * a.functions, lambda d: control_plane.run_control_plane(p, d, children)),
+            "boundary": (900, boundary.run_boundary),
         }
         for case in a.cases:
             timeout, fn = runners[case]

@@ -28,7 +28,7 @@ GO_PROCESSOR_DIR = ROOT / "examples" / "go-processor"
 
 THROUGHPUT_CASES = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer", "streams")
 LATENCY_TARGETS = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer", "streams")
-ALL_CASES = (*THROUGHPUT_CASES, "stateful", "latency", "control-plane")
+ALL_CASES = (*THROUGHPUT_CASES, "stateful", "latency", "control-plane", "boundary")
 
 
 class CaseTimeout(Exception):

@@ -115,6 +115,19 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
             t.add_row("latency", _status(lat), *["-"] * 6, _note(lat))
         console.print(t)
 
+    bd = cases.get("boundary")
+    if bd is not None:
+        t = Table(title="the guest boundary, in process (bench/guests/kvloop; best of 5 rounds)")
+        for col, just in (("host", "left"), ("status", "left"), ("record + emit + kv get+put, us", "right"),
+                          ("one kv call, us", "right"), ("note", "left")):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        for host, e in bd.get("hosts", {}).items():
+            t.add_row(host, _status(e), _num(e.get("record_us"), "{:,.2f}"), _num(e.get("kv_call_us"), "{:,.3f}"),
+                      _note(e))
+        if not bd.get("hosts"):
+            t.add_row("boundary", _status(bd), "-", "-", _note(bd))
+        console.print(t)
+
     cp = cases.get("control-plane")
     if cp is not None:
         t = Table(title="control plane")
@@ -212,6 +225,12 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {t} | {status} | {_cell(e.get('offered_rate'))} | {_cell(e.get('achieved_produce_rate'))} "
                          f"| {_cell(e.get('p50_ms'), '{:,.1f}')} | {_cell(e.get('p99_ms'), '{:,.1f}')} "
                          f"| {_cell(e.get('max_ms'), '{:,.1f}')} |")
+        lines.append("")
+    bd = cases.get("boundary")
+    if bd is not None:
+        lines += ["| guest boundary, in process | record + emit + kv get+put, us | one kv call, us |", "|---|---:|---:|"]
+        for host, e in bd.get("hosts", {}).items():
+            lines.append(f"| {host} | {_cell(e.get('record_us'), '{:,.2f}')} | {_cell(e.get('kv_call_us'), '{:,.3f}')} |")
         lines.append("")
     cp = cases.get("control-plane")
     if cp is not None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ["limit", "wasm-reference-world", "wasm-fast", "python", "streams", "stateful", "latency", "control-plane"]
+CASES = ["limit", "wasm-reference-world", "wasm-fast", "python", "streams", "stateful", "latency", "control-plane",
+         "boundary"]
 THROUGHPUT = ["limit", "wasm-reference-world", "wasm-fast", "python", "streams"]
 STATEFUL_ROWS = ["limit", "go-processor", "python", "streams"]
 STATEFUL_RECORDS = 1000
@@ -79,8 +80,17 @@ def test_python_m_bench_measures_every_case(tmp_path):
     assert cp["artifact"]["upload_mb_per_s"] > 0 and cp["artifact"]["download_mb_per_s"] > 0, cp
     assert cp["cold_start"], cp
 
+    # Each WebAssembly host built here gave both in-process figures.
+    from tests.wasm_hosts import AVAILABLE
+
+    hosts = cases["boundary"]["hosts"]
+    for host in AVAILABLE:
+        assert hosts[host]["status"] == "ok" and hosts[host]["record_us"] > 0, (host, hosts)
+        assert hosts[host]["kv_call_us"] is not None, (host, hosts)
+
     machine = results["machine"]
-    for key in ("cpu_model", "cores", "python", "confluent_kafka", "librdkafka", "wasmtime", "kafka", "git"):
+    for key in ("cpu_model", "cores", "python", "confluent_kafka", "librdkafka", "wasmtime", "wasm_host", "kafka",
+                "git"):
         assert machine.get(key), (key, machine)
     assert "limit" in output and "records/s" in output  # the table was printed
     assert "same counts" in output  # and the stateful one
