@@ -45,3 +45,5 @@ def repl(runner) -> None:
             runner.console.print(f"[red]{exc}[/]", highlight=False)
         except FileNotFoundError as exc:
             runner.console.print(f"[red]{exc}[/]", highlight=False)
+        except Exception as exc:  # noqa: BLE001 - a bug below must not end the user's session
+            runner.console.print(f"[red]unexpected error ({type(exc).__name__}): {exc}[/]", highlight=False)

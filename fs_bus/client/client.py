@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import fnmatch
+import functools
 import os
 import getpass
 import hashlib
@@ -23,7 +24,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.python_bundle import _MODULE_RE as _MODULE_NAME_RE
@@ -39,9 +40,11 @@ from fs_bus.client.python_modules import collect_modules
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.errors import (
     AccessDenied, CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact,
-    InvalidConfig, NoLiveNodes, WaitTimeout,
+    InvalidConfig, KafkaUnavailable, NoLiveNodes, WaitTimeout,
 )
 from fs_bus.kafka import clients, groups
+from confluent_kafka import KafkaException
+
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
@@ -55,6 +58,9 @@ log = logging.getLogger(__name__)
 WASM_MAGIC = b"\x00asm"
 COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
 Progress = Callable[[int, int], None]
+# A listing asks each function's own cluster for its lag; one that does not answer in
+# this time gets an error in its row instead of holding up the rest.
+LISTING_TIMEOUT_S = 5.0
 
 if TYPE_CHECKING:
     from fs_client.config import WasmTaskConfig
@@ -70,6 +76,28 @@ def check_component(data: bytes, what: str = "function") -> None:
             "(e.g. `wasm-tools component new core.wasm -o component.wasm`)")
 
 
+C = TypeVar("C", bound=type)
+
+
+def _kafka_errors_translated(cls: C) -> C:
+    """Every public method raises ``FsBusError`` subclasses only: a ``KafkaException``
+    escaping anything below is translated here, once, by ``clients.translate``."""
+    def wrap(method):
+        @functools.wraps(method)
+        def translated(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except KafkaException as exc:
+                raise clients.translate(exc, f"FsClient.{method.__name__}", self.settings.principal) from None
+        return translated
+
+    for name, attr in list(vars(cls).items()):
+        if not name.startswith("_") and callable(attr):
+            setattr(cls, name, wrap(attr))
+    return cls
+
+
+@_kafka_errors_translated
 class FsClient:
     """Manage functions on an fs-bus cluster through its Kafka cluster.
 
@@ -226,11 +254,11 @@ class FsClient:
         nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
                   "error": st.error, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
+        lag_error = None
         try:
             lags = self._lag(config)
-        except FsBusError as exc:
-            log.warning("function %r: no lag: %s", name, exc)  # e.g. no ACL to describe its group
-            lags = []
+        except FsBusError as exc:  # e.g. no ACL to describe its group, or its cluster is out of reach
+            lags, lag_error = [], str(exc)
         lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
                 "committed": pl.committed, "end": pl.end, "lag": pl.lag} for pl in lags]
         changelogs = [changelog_topic(self.namespace, name, rec.state_generation, i.topic) for i in config.inputs]
@@ -239,7 +267,8 @@ class FsClient:
             revision=rec.revision, state_generation=rec.state_generation, config_yaml=rec.config_yaml,
             artifact_sha256=rec.artifact.sha256, artifact_size=rec.artifact.size, artifact_kind=rec.artifact.kind.value,
             signed_by=rec.artifact.signed_by, updated_at=rec.updated_at, updated_by=rec.updated_by,
-            group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs)
+            group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs,
+            lag_error=lag_error)
 
     def show_functions(self, filter_pattern: str | None = None, timeout: float | None = None) -> ShowFunctionsResult:
         state = self._read_control()
@@ -247,16 +276,26 @@ class FsClient:
         now = _now_ms()
         live = table.live_nodes(now)
         infos = []
+        out_of_reach: dict[str, str] = {}  # cluster -> why: asked once per listing, not once per function
+        reached: set[str] = set()
         for name in sorted(state.table.functions):
             if filter_pattern and not fnmatch.fnmatchcase(name, filter_pattern):
                 continue
             rec = state.table.functions[name]
             info = _function_info(rec, table.of_function(name), live)
+            total, why = None, None
             try:
-                total = sum(pl.lag for pl in self._lag(parse_config(rec.config_yaml)))
-            except FsBusError:
-                total = None  # its cluster is out of reach: show the rest anyway
-            infos.append(replace(info, lag=total))
+                config = parse_config(rec.config_yaml)
+                servers = config.inputs[0].bootstrap_servers
+                why = out_of_reach.get(servers)
+                if why is None:
+                    total = sum(pl.lag for pl in self._lag(config, probed=servers in reached))
+                    reached.add(servers)
+            except KafkaUnavailable as exc:
+                why = out_of_reach.setdefault(servers, str(exc))
+            except FsBusError as exc:  # e.g. no ACL on its group: show the rest anyway
+                why = str(exc)
+            infos.append(replace(info, lag=total, lag_error=why))
         nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
                  for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
         return ShowFunctionsResult(functions=infos, nodes=nodes)
@@ -366,9 +405,17 @@ class FsClient:
             self._await_state(record, ObservedState.RUNNING, timeout)
         return True
 
-    def _lag(self, config: FunctionConfig) -> list[groups.PartitionLag]:
-        admin = clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers))
-        return groups.lag(admin, config.group_id, sorted({i.topic for i in config.inputs}))
+    def _lag(self, config: FunctionConfig, timeout: float = LISTING_TIMEOUT_S,
+             probed: bool = False) -> list[groups.PartitionLag]:
+        """The function's lag from its own input cluster, or ``KafkaUnavailable`` within about
+        ``timeout``; ``probed``: the cluster answered a moment ago."""
+        settings = self.settings.for_servers(config.inputs[0].bootstrap_servers)
+        if not probed:
+            try:
+                clients.probe(settings, timeout)
+            except KafkaUnavailable as exc:
+                raise KafkaUnavailable(f"function {config.name!r}: its input cluster: {exc}") from None
+        return groups.lag(clients.admin(settings), config.group_id, sorted({i.topic for i in config.inputs}), timeout)
 
     def _delete_changelogs(self, record: FunctionRecord, generation: int) -> None:
         try:
@@ -376,8 +423,10 @@ class FsClient:
         except FsBusError:
             return  # a record no node could run has no changelogs
         names = [changelog_topic(self.namespace, record.name, generation, i.topic) for i in config.inputs]
+        settings = self.settings.for_servers(config.inputs[0].bootstrap_servers)
         try:
-            delete_topics(clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers)), names)
+            clients.probe(settings, LISTING_TIMEOUT_S)
+            delete_topics(clients.admin(settings), names)
         except FsBusError as exc:
             # The function's record is what counts, and it is written; the changelogs are
             # garbage now, which an operator can delete (they are named in the warning).

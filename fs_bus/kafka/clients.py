@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from fs_bus.errors import AccessDenied, KafkaUnavailable
+from fs_bus.errors import AccessDenied, FsBusError, KafkaUnavailable
 from fs_bus.kafka.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,48 @@ def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 
             f"cannot reach Kafka at {bootstrap} ({exc.args[0].str() if exc.args else exc}); "
             "is the broker running? (`fs-bus local up` starts one; --bootstrap-servers or "
             "FS_BUS_BOOTSTRAP_SERVERS point elsewhere)") from None
+
+
+def translate(exc: KafkaException | KafkaError, what: str, principal: str = "") -> FsBusError:
+    """The ``FsBusError`` for a librdkafka failure while doing ``what`` (e.g. "listing
+    functions"): ``AccessDenied`` when Kafka refused, else ``KafkaUnavailable``. Every
+    raw ``KafkaException`` that would leave fs-bus goes through here."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    if not isinstance(err, KafkaError):
+        return KafkaUnavailable(f"{what}: Kafka failed: {err}")
+    if err.code() in _AUTHENTICATION or err.code() in _AUTHORIZATION:
+        return AccessDenied(f"{what}: Kafka refused {principal or 'this principal'} ({err.str()}); {SECURITY_DOC} "
+                            "lists the ACLs each role needs", principal=principal)
+    return KafkaUnavailable(f"{what}: Kafka failed: {err.str()}")
+
+
+def probe(settings: KafkaSettings, timeout: float, interrupted: Callable[[], bool] | None = None) -> None:
+    """Raise ``KafkaUnavailable`` (``AccessDenied`` for refused credentials) unless the
+    cluster of ``settings`` answers a metadata request within ``timeout`` seconds.
+
+    librdkafka retries an unreachable broker silently until a call's own timeout, so
+    a caller that must answer in bounded time (a listing, a node starting a function)
+    asks here first. Returns early when every broker refused the connection, or when
+    ``interrupted()`` turns true (e.g. the function is being stopped)."""
+    errors: list[KafkaError] = []
+    made = AdminClient({**settings.base(), "client.id": _client_id("probe"), "error_cb": errors.append,
+                        "logger": _rdkafka_log})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            made.list_topics(timeout=min(0.5, max(deadline - time.monotonic(), 0.05)))
+            return
+        except KafkaException as exc:
+            last: KafkaError = exc.args[0]
+        made.poll(0)  # serves error_cb
+        refused = [e for e in errors if e.code() in _AUTHENTICATION]
+        if refused:
+            raise AccessDenied(f"Kafka at {settings.bootstrap_servers} refused the credentials: {refused[-1].str()}; "
+                               f"check the FS_BUS_KAFKA_* security settings ({SECURITY_DOC})")
+        down = any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors)
+        if down or time.monotonic() >= deadline or (interrupted is not None and interrupted()):
+            why = next((e.str() for e in reversed(errors) if e.code() != KafkaError._ALL_BROKERS_DOWN), last.str())
+            raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} cannot be reached ({why})")
 
 
 def produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | None, timeout: float = 30.0) -> None:

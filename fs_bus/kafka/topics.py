@@ -210,7 +210,10 @@ def ensure_changelog_topics(admin: AdminClient, wanted: Mapping[str, int], delet
 
 def delete_topics(admin: AdminClient, names: list[str], timeout: float = 30.0) -> list[str]:
     """Delete the topics of ``names`` that exist; returns those deleted."""
-    existing = admin.list_topics(timeout=timeout).topics
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot list topics to delete {', '.join(names)}: {exc.args[0].str()}") from None
     doomed = [n for n in names if n in existing]
     deleted = []
     if doomed:

@@ -37,7 +37,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
-    ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, RecordFailed,
+    ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, KafkaUnavailable,
+    RecordFailed,
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
@@ -81,6 +82,9 @@ PARALLEL_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
 # An open transaction of a node killed -9 blocks read_committed readers until it times out.
 TRANSACTION_TIMEOUT_MS = 15_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
+# librdkafka waits out a whole call's timeout (30 s) on a cluster that is not there; the
+# function says so (FAILED, retried) well before a client's CREATE stops waiting.
+REACH_TIMEOUT_S = 10.0
 # Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
 PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 
@@ -190,7 +194,7 @@ class FunctionInstance:
                 reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, GuestError):
                     self.metrics.error()
-                else:
+                elif not isinstance(exc, FsBusError):  # ours say why without a traceback (logged below)
                     log.exception("function %s failed", self.name)
                 self._close(commit=False)
                 if isinstance(exc, RecordFailed) and exc.give_up:
@@ -209,7 +213,22 @@ class FunctionInstance:
                     self._set(ObservedState.STOPPED)
                     return
 
+    def _check_clusters(self) -> None:
+        cfg = self.config
+        seen: set[str] = set()
+        for role, servers in [("input", cfg.inputs[0].bootstrap_servers)] + [("output", o.bootstrap_servers)
+                                                                             for o in cfg.outputs]:
+            if servers in seen:
+                continue
+            seen.add(servers)
+            try:
+                clients.probe(self._settings.for_servers(servers), REACH_TIMEOUT_S, self._stop.is_set)
+            except KafkaUnavailable as exc:
+                raise KafkaUnavailable(f"its {role} cluster cannot be reached: {exc}; check bootstrap_servers in "
+                                       "its config") from None
+
     def _open(self) -> None:
+        self._check_clusters()
         cfg = self.config
         first = cfg.inputs[0]
         in_settings = self._settings.for_servers(first.bootstrap_servers)

@@ -119,7 +119,8 @@ def render_functions(result: ShowFunctionsResult) -> Table:
                           for n in f.nodes) or "-"
         updated = datetime.fromtimestamp(f.updated_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status,
-                      str(f.revision), updated, nodes, "?" if f.lag is None else str(f.lag), f.error or "")
+                      str(f.revision), updated, nodes, "?" if f.lag is None else str(f.lag),
+                      "\n".join(e for e in (f.error, f.lag_error and f"lag unknown: {f.lag_error}") if e))
     alive = sum(1 for n in result.nodes if n.alive)
     table.caption = f"{len(result.functions)} function(s), {alive} live node(s)"
     return table
@@ -157,4 +158,7 @@ def render_description(d: FunctionDescription) -> list[object]:
     for p in d.lag:
         lag.add_row(p["topic"], str(p["partition"]), p["node"] or "-",
                     "-" if p["committed"] is None else str(p["committed"]), str(p["end"]), str(p["lag"]))
-    return [head, nodes, lag, "config:", d.config_yaml.rstrip()]
+    parts: list[object] = [head, nodes, lag]
+    if d.lag_error:
+        parts.append(f"lag unknown: {d.lag_error}")
+    return parts + ["config:", d.config_yaml.rstrip()]
