@@ -8,6 +8,7 @@ consumers) live in one place, and so does error translation.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 import uuid
@@ -22,6 +23,35 @@ from fs_bus.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 # librdkafka's own log lines go through Python logging, not straight to stderr.
 _rdkafka_log = logging.getLogger("fs_bus.librdkafka")
+
+
+class OncePerCause(logging.Filter):
+    """Let one line per cause through every ``quiet_s`` seconds.
+
+    librdkafka logs every reconnect attempt (20 a second to a broker that is down), so
+    without this a user sees hundreds of identical lines before fs-bus's own message
+    says what is wrong. The cause is the line without the client's name and timings."""
+
+    _NOISE = re.compile(r"\[[^\]]*\]|\d+ms|#\w+-\d+")
+
+    def __init__(self, quiet_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.quiet_s, self.clock = quiet_s, clock
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cause = self._NOISE.sub("", record.getMessage())
+        now = self.clock()
+        last = self._last.get(cause)
+        if last is not None and now - last < self.quiet_s:
+            return False
+        if len(self._last) > 1000:  # a process that ran into many causes forgets the old ones
+            self._last.clear()
+        self._last[cause] = now
+        return True
+
+
+_rdkafka_log.addFilter(OncePerCause())
 
 
 def _client_id(role: str) -> str:
