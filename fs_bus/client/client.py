@@ -361,6 +361,7 @@ class FsClient:
     def _create(self, config: FunctionConfig, text: str, artifact: bytes, kind: ArtifactKind, wait: bool,
                 timeout: float | None) -> bool:
         """Upload ``artifact`` (unless the same bytes are there) and write the function's first record."""
+        clients.check_properties(config)  # a mistyped Kafka property fails here, not on every node forever
         state = self._read_control()
         if config.name in state.table:
             raise FunctionAlreadyExists(config.name)

@@ -12,13 +12,16 @@ import re
 import socket
 import time
 import uuid
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from fs_bus.errors import AccessDenied, FsBusError, KafkaUnavailable
+from fs_bus.errors import AccessDenied, FsBusError, InvalidConfig, KafkaUnavailable
 from fs_bus.kafka.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from fs_bus.config.model import FunctionConfig
 
 log = logging.getLogger(__name__)
 # librdkafka's own log lines go through Python logging, not straight to stderr.
@@ -171,6 +174,43 @@ def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 
             f"cannot reach Kafka at {bootstrap} ({exc.args[0].str() if exc.args else exc}); "
             "is the broker running? (`fs-bus local up` starts one; --bootstrap-servers or "
             "FS_BUS_BOOTSTRAP_SERVERS point elsewhere)") from None
+
+
+# Where a config check's clients log (a producer property on a consumer, ...): nowhere.
+_check_log = logging.getLogger("fs_bus.librdkafka.check")
+_check_log.propagate = False
+_check_log.addHandler(logging.NullHandler())
+
+
+def _judge(props: Mapping[str, str], role: str) -> KafkaError | None:
+    """librdkafka's verdict on ``props``: it checks names and values when a client is
+    made, and a client without bootstrap servers never connects anywhere."""
+    make = Consumer if role == "consumer" else Producer
+    try:
+        made = make({**({"group.id": "fs-bus-config-check"} if role == "consumer" else {}), **props,
+                     "logger": _check_log})
+    except KafkaException as exc:
+        return exc.args[0]
+    if isinstance(made, Consumer):
+        made.close()
+    return None
+
+
+def check_properties(config: FunctionConfig) -> None:
+    """Raise ``InvalidConfig`` naming the key's path for a Kafka property of the function's
+    inputs or outputs that librdkafka refuses (``auto.offset.rest``, a bad value), so a
+    typo is caught by CREATE and by a node once, not retried forever."""
+    where = [(f"input-groups[{g}].inputs[{i}]", inp.properties, "consumer")
+             for g, group in enumerate(config.input_groups) for i, inp in enumerate(group.inputs)]
+    where += [(f"outputs[{j}]", out.properties, "producer") for j, out in enumerate(config.outputs)]
+    for path, props, role in where:
+        err = _judge(props, role) if props else None
+        if err is None:
+            continue
+        # Name the key: the first one refused on its own (a key may only be wrong together with others).
+        key = next((k for k in props if _judge({k: props[k]}, role) is not None), None)
+        raise InvalidConfig(f"the Kafka {role} refuses it: {err.str()}; see librdkafka's CONFIGURATION.md for "
+                            "the properties it knows", f"{path}.{key}" if key else path)
 
 
 def translate(exc: KafkaException | KafkaError, what: str, principal: str = "") -> FsBusError:

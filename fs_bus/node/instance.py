@@ -228,6 +228,7 @@ class FunctionInstance:
                                        "its config") from None
 
     def _open(self) -> None:
+        clients.check_properties(self.config)  # InvalidConfig: permanent, FAILED with the key's path
         self._check_clusters()
         cfg = self.config
         first = cfg.inputs[0]
