@@ -146,7 +146,17 @@ class FsClient:
         for p, what in ((f, "function file"), (c, "config file")):
             if not p.is_file():
                 raise FileNotFoundError(f"{what} not found: {p}")
-        return self.create_function_from_bytes(f.read_bytes(), c.read_bytes(), wait=wait, timeout=timeout,
+        config_bytes = c.read_bytes()
+        if config_bytes[:4] == WASM_MAGIC:
+            raise InvalidConfig(
+                f"config file {c} looks like a WebAssembly binary (it starts with \\0asm), not YAML; are the "
+                f"function and config paths swapped? (function_path: the .wasm, config_path: the .yaml)")
+        try:
+            config_bytes.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidConfig(f"config file {c} is not UTF-8 text ({exc.reason} at byte {exc.start}); a config is "
+                                "YAML text") from None
+        return self.create_function_from_bytes(f.read_bytes(), config_bytes, wait=wait, timeout=timeout,
                                                source=str(f))
 
     def create_function_from_bytes(self, function_bytes: bytes, config_content: str | bytes, *,

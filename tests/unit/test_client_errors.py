@@ -34,3 +34,26 @@ def test_every_public_method_raises_fs_bus_errors_for_kafka_failures(call, monke
     monkeypatch.setattr(client, "_read_control", broken)
     with pytest.raises(KafkaUnavailable, match="Failed to get metadata"):
         call(client)
+
+
+def test_swapped_function_and_config_paths_name_the_file_and_say_it_is_webassembly(tmp_path):
+    from tests.integration.harness import UPPER_WASM
+
+    from fs_bus.errors import InvalidConfig
+
+    config = tmp_path / "config.yaml"
+    config.write_text("name: f\n")
+    with pytest.raises(InvalidConfig) as refused:
+        FsClient(bootstrap_servers="127.0.0.1:1").create_function_from_files(config, UPPER_WASM)
+    assert str(UPPER_WASM) in str(refused.value)
+    assert "WebAssembly" in str(refused.value) and "swapped" in str(refused.value)
+
+
+def test_a_config_file_that_is_not_text_is_named(tmp_path):
+    from fs_bus.errors import InvalidConfig
+
+    config, function = tmp_path / "config.yaml", tmp_path / "f.wasm"
+    config.write_bytes(b"name: \xff\xfe\n")
+    function.write_bytes(b"\0asm")
+    with pytest.raises(InvalidConfig, match=f"config file {config} is not UTF-8"):
+        FsClient(bootstrap_servers="127.0.0.1:1").create_function_from_files(function, config)
