@@ -322,7 +322,8 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
         clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
         consumer = clients.consumer(settings, "logs", **{"enable.partition.eof": True})
         try:
-            tail = LogTail(consumer, Topics(namespace).logs, name)
+            tail = LogTail(consumer, Topics(namespace).logs, name)  # first: a namespace without logs says so
+            _require_function(settings, namespace, name)
             for line in tail.recent(since_ms, last or None):
                 emit(line)
             sys.stdout.flush()
@@ -338,6 +339,24 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code(exc))
+
+
+def _require_function(settings, namespace: str, name: str) -> None:
+    """Raise FunctionNotFound unless the control topic has ``name``: a typo in a name
+    must not look like a function that logged nothing."""
+    from fs_bus.control.store import read_control
+    from fs_bus.errors import FunctionNotFound
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.log import TopicReader
+    from fs_bus.kafka.topics import Topics
+
+    reader = TopicReader(clients.consumer(settings, "logs"), Topics(namespace).control)
+    try:
+        state = read_control(reader)
+    finally:
+        reader.close()
+    if name not in state.table:
+        raise FunctionNotFound(name)
 
 
 @cli.command()
