@@ -124,6 +124,7 @@ class FunctionInstance:
         self._thread = threading.Thread(target=self._run, name=f"fn-{name}", daemon=True)
         self._lock = threading.Lock()
         self.state = ObservedState.STARTING
+        self._first_assignment = False  # the next assignment makes the instance RUNNING
         self.error: str | None = None
         self.workers: dict[tuple[str, int], PartitionWorker] = {}
         self._factory: ProcessorFactory | None = None
@@ -178,8 +179,9 @@ class FunctionInstance:
                 if self._factory is None:
                     self._factory = self._prepare()
                 self._open()
-                if attempt == 0:
-                    self._set(ObservedState.RUNNING)
+                # RUNNING once the group's first assignment has its workers (user code's init
+                # ran): a CREATE waits for that verdict, so an init that raises fails it.
+                self._first_assignment = attempt == 0
                 self._loop()
                 self._close(commit=True)
                 self._set(ObservedState.STOPPED)
@@ -301,6 +303,9 @@ class FunctionInstance:
         if paused:
             consumer.pause(paused)
         log.info("function %s: assigned %s", self.name, [f"{t.topic}:{t.partition}" for t in partitions])
+        if self._first_assignment:  # also when it got no partition: a member with nothing to do runs too
+            self._first_assignment = False
+            self.state, self.error = ObservedState.RUNNING, None
         self._on_change()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
