@@ -19,7 +19,7 @@ def test_local_demo_runs_end_to_end_then_down_stops_everything(tmp_path):
     try:
         r = fs_bus("local", "demo", "--dir", d, "--port", port)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert "<- output-topic" in r.stdout and ": HELLO" in r.stdout
+        assert "<- upper-output" in r.stdout and ": HELLO" in r.stdout
         assert fs_bus("local", "status", "--dir", d).returncode == 0
         # Running it again reuses what runs and deploys nothing twice.
         r = fs_bus("local", "demo", "--dir", d, "--port", port)

@@ -31,8 +31,8 @@ def kv_probe(tmp_path_factory) -> bytes:
 def example_config(example: str, bootstrap: str, source: str, sink: str) -> str:
     """The example's own config.yaml, pointed at the test broker and topics."""
     text = (ROOT / "examples" / example / "config.yaml").read_text()
-    text = text.replace("127.0.0.1:9092", bootstrap).replace('"input-topic"', source)
-    text = text.replace('"output-topic"', sink)
+    text = text.replace("127.0.0.1:9092", bootstrap).replace(f'"{example}-input"', source)
+    text = text.replace(f'"{example}-output"', sink)
     return text.replace('group_id: "', f'group_id: "{source}-')
 
 
