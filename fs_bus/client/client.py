@@ -360,6 +360,10 @@ class FsClient:
             consumer.close()
         return record.artifact, data
 
+    def function_names(self) -> list[str]:
+        """The names of the functions that exist, sorted: the control topic alone (no status, no lag)."""
+        return sorted(self._read_control().table.functions)
+
     def get_function(self, name: str) -> FunctionInfo:
         for info in self.show_functions().functions:
             if info.name == name:

@@ -57,7 +57,7 @@ class SqlRunner:
                 self._say(f"{stmt.name} does not exist; nothing to drop", statement="DROP FUNCTION",
                           function=stmt.name, result="absent")
         elif isinstance(stmt, ShowFunctions):
-            result = self.client.show_functions()
+            result = self.client.show_functions(stmt.pattern)
             if self.output == "json":
                 self._json({"statement": "SHOW FUNCTIONS", **functions_as_json(result)})
             else:
