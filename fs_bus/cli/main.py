@@ -550,13 +550,17 @@ def local() -> None:
 @click.option("--port", type=int, default=9092, show_default=True, help="The broker's port on 127.0.0.1.")
 @click.option("--namespace", default="fs-bus", show_default=True)
 @click.option("--no-node", is_flag=True, help="Start only the broker.")
-def local_up(directory: Path | None, port: int, namespace: str, no_node: bool) -> None:
-    """Start a local broker and a node in the background (idempotent)."""
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="FS_BUS_METRICS_PORT", default=None,
+              help="The node serves Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port) "
+                   "[env FS_BUS_METRICS_PORT; default: off].")
+def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, metrics_port: int | None) -> None:
+    """Start a local broker and a node in the background (idempotent), and say where
+    their logs and the node's metrics are."""
     from fs_bus.local import cluster
 
     try:
         cluster.up(cluster.local_dir(directory), port=port, namespace=namespace, with_node=not no_node,
-                   say=lambda m: err_console.print(m, highlight=False))
+                   say=lambda m: err_console.print(m, highlight=False), metrics_port=metrics_port)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_FAILED)
