@@ -20,7 +20,19 @@ from fs_bus.kafka.settings import ENV_BOOTSTRAP, ENV_NAMESPACE
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT, EXIT_DENIED = 1, 2, 3, 4, 5
 
-err_console = Console(stderr=True)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A terminal gets rich's wrapping at its width; a pipe or a file gets every message
+    whole on its own line (a script or a log must not see 'did you mean' cut in two),
+    and tables up to 200 columns wide."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=200, soft_wrap=True)
+
+
+err_console = make_console(stderr=True)
 
 
 def exit_code(exc: FsBusError) -> int:
@@ -174,7 +186,7 @@ def sql(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], te
     if text is not None and file is not None:
         raise click.UsageError("give either -e or -f, not both")
     # Piped output keeps one line per function, whatever the terminal's width.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = make_console()
     bar = TransferBar("uploading artifact", err_console)
     try:
         client = FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
@@ -274,7 +286,7 @@ def describe(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str
     if output == "json":
         click.echo(json.dumps(dataclasses.asdict(description), indent=2))
         return
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = make_console()
     for part in render_description(description):
         console.print(part, highlight=False)
 
@@ -574,7 +586,7 @@ def local_demo(directory: Path | None, port: int) -> None:
     from fs_bus.local import cluster, demo
 
     try:
-        demo.run(cluster.local_dir(directory), port=port, say=lambda m: Console().print(m, highlight=False))
+        demo.run(cluster.local_dir(directory), port=port, say=lambda m: make_console().print(m, highlight=False))
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code(exc))
@@ -604,7 +616,7 @@ def local_status(directory: Path | None, output: str) -> None:
         st = cluster.observe(cluster.local_dir(directory))
         click.echo(json.dumps({**dataclasses.asdict(st), "ok": st.ok}))
         sys.exit(0 if st.ok else 1)
-    ok = cluster.status(cluster.local_dir(directory), say=lambda m: Console().print(m, highlight=False))
+    ok = cluster.status(cluster.local_dir(directory), say=lambda m: make_console().print(m, highlight=False))
     sys.exit(0 if ok else 1)
 
 
