@@ -240,12 +240,14 @@ def _statement_failed(runner, exc: Exception, code: int) -> int:
 @click.argument("payload", required=False)
 @click.option("--payload-file", type=click.File("rb"), default=None, help="Read the payload from a file ('-': stdin).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option("--raw", is_flag=True, help="Write the answer's bytes exactly, without the newline a text answer gets.")
 def call(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, payload: str | None,
-         payload_file, timeout: float) -> None:
+         payload_file, timeout: float, raw: bool) -> None:
     """Call function NAME's fs-custom export with PAYLOAD and print its answer.
 
     The instance owning the function's first input partition answers, with that
-    partition's state. The answer is written to stdout as raw bytes.
+    partition's state. A text answer is printed as a line; a binary one (or any,
+    with --raw) as its bytes.
     """
     from fs_bus.client import FsClient
 
@@ -259,10 +261,18 @@ def call(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code(exc))
-    sys.stdout.buffer.write(answer)
-    if sys.stdout.isatty() and not answer.endswith(b"\n"):
-        sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.write(answer if raw else as_line(answer))
     sys.stdout.flush()
+
+
+def as_line(answer: bytes) -> bytes:
+    """A text answer ends with a newline, as every line a shell prints should; bytes that
+    are not UTF-8 text are binary and are left exactly as they are."""
+    try:
+        answer.decode("utf-8")
+    except UnicodeDecodeError:
+        return answer
+    return answer if answer.endswith(b"\n") else answer + b"\n"
 
 
 @cli.command()

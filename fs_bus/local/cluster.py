@@ -131,6 +131,9 @@ def _wait_node_alive(bootstrap: str, namespace: str, proc: subprocess.Popen, log
 
 def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
     pid = _read_pid(directory / "node.pid")
+    broker = _broker(directory)
+    if not _pid_alive(pid) and not (broker is not None and broker.is_running()):
+        say(f"nothing was running (no local broker or node in {directory})")
     if _pid_alive(pid):
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
@@ -142,7 +145,6 @@ def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
         say(f"node stopped (pid {pid})")
     (directory / "node.pid").unlink(missing_ok=True)
     (directory / METRICS_PORT_FILE).unlink(missing_ok=True)
-    broker = _broker(directory)
     if broker is not None and broker.is_running():
         broker.stop()
         say("broker stopped")

@@ -59,5 +59,8 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
     if len(got) < len(keys):
         raise LocalClusterError(f"only {len(got)} of {len(keys)} records came out within 60 s; "
                                 f"see {directory / 'node.log'}")
-    say("done: try `fs-bus sql` (SHOW FUNCTIONS; STOP FUNCTION upper; ...), `fs-bus local down` to stop")
+    say("done: try `fs-bus sql` (SHOW FUNCTIONS; STOP FUNCTION upper; ...) or "
+        "`fs-bus produce upper-input hi` and `fs-bus consume upper-output`")
+    say(f"the broker ({bootstrap}) and node local-1 keep running in the background; `fs-bus local down` "
+        "stops them (`--purge` also deletes their data)")
     return [got[k] for k in keys]

@@ -11,3 +11,15 @@ def test_logs_of_a_function_that_does_not_exist_says_so_and_exits_1(bootstrap_se
     r = fs_bus(bootstrap_servers, namespace, "logs", "nosuch")
     assert r.returncode == 1 and r.stdout == ""
     assert "function 'nosuch' does not exist" in r.stderr
+
+
+def test_create_says_which_function_it_created(bootstrap_servers, namespace, nodes, tmp_path):
+    from tests.integration.harness import UPPER_WASM, upper_config
+
+    nodes("n1")
+    config = tmp_path / "config.yaml"
+    config.write_text(upper_config(bootstrap_servers, "shouter", f"{namespace}-in", f"{namespace}-out"))
+    r = fs_bus(bootstrap_servers, namespace, "sql", "-e",
+               f"CREATE FUNCTION WITH ('function_path'='{UPPER_WASM}', 'config_path'='{config}')")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("created function shouter (upper.wasm, ")

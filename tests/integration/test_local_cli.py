@@ -20,6 +20,8 @@ def test_local_demo_runs_end_to_end_then_down_stops_everything(tmp_path):
         r = fs_bus("local", "demo", "--dir", d, "--port", port)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "<- upper-output" in r.stdout and ": HELLO" in r.stdout
+        # It says that what it started keeps running, and how to stop it.
+        assert "keep running in the background; `fs-bus local down` stops them" in r.stdout
         assert fs_bus("local", "status", "--dir", d).returncode == 0
         # Running it again reuses what runs and deploys nothing twice.
         r = fs_bus("local", "demo", "--dir", d, "--port", port)

@@ -144,7 +144,7 @@ def test_every_kv_operation_checkpoints_and_fs_custom_through_a_node(
     r = subprocess.run([sys.executable, "-m", "fs_bus", "call", "-b", bootstrap_servers, "--namespace", namespace,
                         "probe", "hello"], cwd=ROOT, capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == b"custom:olleh"
+    assert r.stdout == b"custom:olleh\n"  # a text answer is a line
     assert client.call_function("probe", b"\x00\x01") == b"custom:\x01\x00"
     out.close()
     checkpoints.close()

@@ -18,3 +18,21 @@ def test_an_error_longer_than_80_columns_stays_on_one_line_when_captured():
     assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines == ["error: CREATE FUNCTION: unknown property 'functon_path'; did you mean 'function_path'?"]
+
+
+def test_a_text_answer_of_call_is_a_line_and_a_binary_one_is_left_alone():
+    from fs_bus.cli.main import as_line
+
+    assert as_line(b"2") == b"2\n"
+    assert as_line(b"2\n") == b"2\n"
+    assert as_line(b"\xff\x00") == b"\xff\x00"
+
+
+def test_local_down_says_so_when_nothing_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from fs_bus.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["local", "down", "--dir", str(tmp_path / "nothing")])
+    assert r.exit_code == 0
+    assert "nothing was running" in r.output
