@@ -33,8 +33,14 @@ cases (--cases, comma-separated; default: all):
   wasm-fast             an fs-bus node running examples/upper-fast (fs-bus's batch world, Go)
   python                an fs-bus node running a type: python function (data.upper())
   peer                  quixstreams .apply(lambda v: v.upper()) (skipped if not importable)
-  latency               end-to-end p50/p99 of limit, wasm-reference-world, wasm-fast, python and peer
-                        at half their measured max rate (or --rate N, or --rate common: all at one rate)
+  streams               Kafka Streams mapValues(upper), 1 stream thread, untuned (a JVM; jars from Maven
+                        Central, compiled with javac at bench time)
+  stateful              a word counter over its own data set (sentences of 5 words, --stateful-records on
+                        --stateful-partitions): limit, examples/go-processor (reference world), the same
+                        counter as type: python, and on Kafka Streams (Processor API, RocksDB store with
+                        changelog, 1 thread); each checked against a reference replay of the counter
+  latency               end-to-end p50/p99 of limit, wasm-reference-world, wasm-fast, python, peer and
+                        streams at half their measured max rate (or --rate N, or --rate common: all at one rate)
   control-plane         CREATE -> RUNNING latency, artifact upload/download MB/s, component
                         cold start with and without the compiled cache
 """
@@ -60,6 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--partitions", type=int, default=4, help="partitions of every data topic (default 4)")
     ap.add_argument("--cases", default=",".join(ALL_CASES),
                     help=f"comma-separated cases to run, in this order: {','.join(ALL_CASES)} (default: all)")
+    ap.add_argument("--stateful-records", type=int, default=200_000,
+                    help="sentences in the stateful case's data set (default 200000)")
+    ap.add_argument("--stateful-partitions", type=int, default=1,
+                    help="partitions of the stateful case's topics (default 1)")
     ap.add_argument("--out", type=Path, default=None,
                     help="JSON results file (default bench/results/<UTC timestamp>.json)")
     ap.add_argument("--latency-seconds", type=float, default=10.0,
@@ -76,8 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="functions created one after another by control-plane (default 50)")
     ap.add_argument("--artifact-mb", type=int, default=20, help="artifact size for upload/download (default 20)")
     ap.add_argument("--case-timeout", type=float, default=None,
-                    help="seconds a throughput case may take before it is reported as timed out "
-                         "(default: 300 + records/400)")
+                    help="seconds a throughput case (or a row of the stateful case) may take before it is "
+                         "reported as timed out (default: 300 + records/400; stateful: 300 + "
+                         "stateful-records/200)")
     ap.add_argument("--peer-python", default=sys.executable,
                     help="interpreter that has quixstreams, for the peer case (default: this one). quixstreams "
                          "pins its own confluent-kafka: a separate venv keeps it out of fs-bus's environment")
@@ -91,7 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not cases:
         ap.error(f"unknown case(s) {unknown}; choose from {', '.join(ALL_CASES)}")
     a.cases = [c for c in ALL_CASES if c in cases]
-    for name in ("records", "size", "partitions", "functions", "artifact_mb"):
+    for name in ("records", "size", "partitions", "functions", "artifact_mb", "stateful_records",
+                 "stateful_partitions"):
         if getattr(a, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
     targets = [t.strip() for t in a.latency_targets.split(",") if t.strip()]
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # tests.guests, for the cold-start guest
 
-    from bench import control_plane, latency, report, throughput
+    from bench import control_plane, latency, report, stateful, throughput
     from bench.machine import kafka_version, machine_info
 
     started_at = datetime.now(timezone.utc)
@@ -163,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "params": {"records": a.records, "size": a.size, "partitions": a.partitions, "cases": a.cases,
                    "latency_seconds": a.latency_seconds, "rate": a.rate, "functions": a.functions,
-                   "artifact_mb": a.artifact_mb, "guarantee": a.guarantee},
+                   "artifact_mb": a.artifact_mb, "guarantee": a.guarantee,
+                   "stateful_records": a.stateful_records, "stateful_partitions": a.stateful_partitions},
         "machine": {},
         "data_set": None,
         "cases": {},
@@ -191,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                    input_topic=f"{run_id}-input", run_id=run_id, case_timeout=case_timeout,
                    latency_seconds=a.latency_seconds, rate=a.rate, functions=a.functions,
                    artifact_mb=a.artifact_mb, peer_python=a.peer_python, guarantee=a.guarantee,
-                   latency_targets=tuple(a.latency_targets))
+                   latency_targets=tuple(a.latency_targets), stateful_records=a.stateful_records,
+                   stateful_partitions=a.stateful_partitions,
+                   stateful_row_timeout=a.case_timeout or 300 + a.stateful_records / 200)
 
         # The data set also warms the broker up (a cold JVM answers its first produce
         # requests slowly), which the latency case needs even when it has a --rate.
@@ -211,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             "wasm-fast": (case_timeout, lambda d: throughput.run_node_case(p, d, children, "wasm-fast", "wasm-fast")),
             "python": (case_timeout, lambda d: throughput.run_node_case(p, d, children, "python", "python")),
             "peer": (case_timeout, lambda d: throughput.run_peer(p, d, children)),
+            "streams": (case_timeout, lambda d: throughput.run_streams(p, d, children)),
+            "stateful": (len(stateful.ROWS) * (p.stateful_row_timeout + 120) + 300,
+                         lambda d: stateful.run_stateful(p, d, children)),
             "latency": (3 * (2 * a.latency_seconds + 300),
                         lambda d: {"targets": latency.run_latency(p, d, children, max_rates)}),
             "control-plane": (900 + 30 * a.functions, lambda d: control_plane.run_control_plane(p, d, children)),
@@ -226,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
                     outcome.status = "failed"
                     outcome.error = "; ".join(f"{k}: {t.get('error', '')}".splitlines()[0][:200]
                                               for k, t in targets.items() if t.get("status") not in ("ok", "skipped"))
+            if case == "stateful" and outcome.status == "ok":
+                rows = outcome.metrics.get("rows", {})
+                if any(r.get("status") not in ("ok", "skipped") for r in rows.values()):
+                    outcome.status = "failed"
+                    outcome.error = "; ".join(f"{k}: {r.get('error', '')}".splitlines()[0][:200]
+                                              for k, r in rows.items() if r.get("status") not in ("ok", "skipped"))
             if case == "control-plane" and outcome.status == "ok" and outcome.metrics.get("errors"):
                 outcome.status = "failed"
                 outcome.error = "; ".join(f"{k}: {v}".splitlines()[0][:200]

@@ -24,10 +24,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 UPPER_WASM = ROOT / "examples" / "upper" / "upper.wasm"
 UPPER_FAST_DIR = ROOT / "examples" / "upper-fast"
+GO_PROCESSOR_DIR = ROOT / "examples" / "go-processor"
 
-THROUGHPUT_CASES = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer")
-LATENCY_TARGETS = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer")
-ALL_CASES = (*THROUGHPUT_CASES, "latency", "control-plane")
+THROUGHPUT_CASES = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer", "streams")
+LATENCY_TARGETS = ("limit", "wasm-reference-world", "wasm-fast", "python", "peer", "streams")
+ALL_CASES = (*THROUGHPUT_CASES, "stateful", "latency", "control-plane")
 
 
 class CaseTimeout(Exception):
@@ -78,6 +79,9 @@ class Params:
     verbose: bool = False
     guarantee: str = "at_least_once"  # processing.guarantee of the functions the node cases deploy
     latency_targets: tuple[str, ...] = LATENCY_TARGETS
+    stateful_records: int = 200_000  # the stateful case's own data set: sentences of 5 words
+    stateful_partitions: int = 1
+    stateful_row_timeout: float = 1300.0  # budget of each of the stateful case's rows
 
 
 @dataclass
@@ -285,19 +289,31 @@ def tail(path: Path, chars: int = 1500) -> str:
 
 
 def upper_fast_wasm() -> bytes:
-    """examples/upper-fast built from source (its build.sh, as a user builds it), rebuilt
-    when a source of it or the Go SDK is newer than the build; skips the case without Go."""
-    out = UPPER_FAST_DIR / "build" / "processor.wasm"
-    sources = [*UPPER_FAST_DIR.glob("*.go"), UPPER_FAST_DIR / "go.mod", UPPER_FAST_DIR / "build.sh",
+    """examples/upper-fast built from source (see :func:`built_example`)."""
+    return built_example(UPPER_FAST_DIR, "wasm-fast")
+
+
+def go_processor_wasm() -> bytes:
+    """examples/go-processor, the word counter, built from source (see :func:`built_example`)."""
+    return built_example(GO_PROCESSOR_DIR, "stateful")
+
+
+def built_example(example: Path, case: str) -> bytes:
+    """A Go example's build/processor.wasm, built from source (its build.sh, as a user builds it),
+    rebuilt when a source of it or the Go SDK is newer than the build; skips ``case`` without Go."""
+    out = example / "build" / "processor.wasm"
+    sources = [*example.glob("*.go"), example / "go.mod", example / "build.sh",
                *(ROOT / "examples").glob("*.sh"),  # the build steps build.sh shares with other examples
-               *(ROOT / "sdk" / "go" / "fsbus").glob("*"), *(ROOT / "wit" / "fs-bus").glob("*.wit")]
+               *(ROOT / "sdk" / "go" / "fsbus").glob("*"), *(ROOT / "wit").rglob("*.wit")]
+    sources = [p for p in sources if p.exists()]
+    rel = example.relative_to(ROOT)
     if not out.exists() or out.stat().st_mtime < max(p.stat().st_mtime for p in sources):
-        log("wasm-fast: building examples/upper-fast (Go)")
-        done = subprocess.run(["bash", str(UPPER_FAST_DIR / "build.sh")], cwd=UPPER_FAST_DIR, capture_output=True,
+        log(f"{case}: building {rel} (Go)")
+        done = subprocess.run(["bash", str(example / "build.sh")], cwd=example, capture_output=True,
                               text=True, timeout=900)
         if done.returncode != 0:
             if "not found" in done.stderr:
-                raise CaseSkipped("skipped: examples/upper-fast/build.sh needs Go, wasm-tools and npm: "
+                raise CaseSkipped(f"skipped: {rel}/build.sh needs Go, wasm-tools and npm: "
                                   + done.stderr.strip().splitlines()[-1][:300])
-            raise RuntimeError(f"examples/upper-fast/build.sh failed:\n{done.stderr[-2000:]}")
+            raise RuntimeError(f"{rel}/build.sh failed:\n{done.stderr[-2000:]}")
     return out.read_bytes()

@@ -1,8 +1,9 @@
 """The ``latency`` case: end-to-end latency at a fixed offered rate.
 
-For each of limit / wasm-reference-world / wasm-fast / python / peer: a fresh input
-and output topic, the processor started on them (bench.limit --serve or quixstreams
-in a subprocess, or a function on a node of its own), a warm-up record per partition waited for, then records
+For each of limit / wasm-reference-world / wasm-fast / python / peer / streams: a fresh
+input and output topic, the processor started on them (bench.limit --serve, quixstreams
+or Kafka Streams in a subprocess, or a function on a node of its own), a warm-up record
+per partition waited for, then records
 produced at ``rate`` per second for ``--latency-seconds``. Each value starts with
 the wall-clock time it was produced at (20 decimal digits of ns, which upper-casing
 leaves alone); a consumer of the output topic in this process takes its own wall
@@ -23,6 +24,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
+from bench import streams
 from bench.common import (
     LATENCY_TARGETS, ROOT, CaseSkipped, Children, Deadline, EndOffsets, Params, create_topics, log, percentile, tail, wait_for_count,
 )
@@ -158,11 +160,16 @@ def measure(bootstrap: str, source: str, sink: str, partitions: int, size: int, 
 def run_target(p: Params, deadline: Deadline, children: Children, target: str, rate: float) -> dict[str, Any]:
     source, sink = f"{p.run_id}-lat-in-{target}", f"{p.run_id}-lat-out-{target}"
     create_topics(p.bootstrap, [source, sink], p.partitions)
-    if target in ("limit", "peer"):
+    if target in ("limit", "peer", "streams"):
         if target == "limit":
             log_path = p.workdir / "limit-serve.log"
             argv = [sys.executable, "-m", "bench.limit", "--serve", "--bootstrap", p.bootstrap,
                     "--source", source, "--sink", sink, "--group", f"{p.run_id}-lat-limit"]
+        elif target == "streams":
+            log_path = p.workdir / "streams-latency.log"
+            argv = streams.prepare().argv("upper", bootstrap=p.bootstrap, source=source, sink=sink,
+                                          application_id=f"{p.run_id}-lat-streams",
+                                          state_dir=p.workdir / "streams-latency-state", guarantee=p.guarantee)
         else:
             if peer_version(p.peer_python) is None:
                 raise CaseSkipped("skipped: pip install quixstreams" +

@@ -65,6 +65,16 @@ def kafka_version(classpath: str | None) -> str | None:
     return None
 
 
+def java_version() -> str | None:
+    """``java -version``'s version string (the broker's and the Kafka Streams peer's JVM)."""
+    try:
+        done = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'version "([^"]+)"', done.stderr + done.stdout)
+    return m.group(1) if m else None
+
+
 def machine_info(classpath: str | None = None, kafka: str | None = None) -> dict[str, Any]:
     import confluent_kafka
 
@@ -83,6 +93,7 @@ def machine_info(classpath: str | None = None, kafka: str | None = None) -> dict
         "librdkafka": confluent_kafka.libversion()[0],
         "wasmtime": _version("wasmtime"),
         "kafka": kafka or kafka_version(classpath),
+        "java": java_version(),
         "fs_bus": _version("fs-bus"),
         "git": _git(),
     }

@@ -13,6 +13,10 @@ from rich.table import Table
 
 from bench.common import LATENCY_TARGETS, THROUGHPUT_CASES
 
+STATEFUL_ROWS = ("limit", "go-processor", "python", "streams")
+STATEFUL_LABELS = {"limit": "limit (upper-case)", "go-processor": "go-processor (reference world)",
+                   "python": "python (type: python)", "streams": "streams (Processor API, RocksDB)"}
+
 
 def _num(v: Any, fmt: str = "{:,.0f}") -> str:
     if v is None:
@@ -29,11 +33,11 @@ def _status(entry: dict[str, Any]) -> str:
     return f"[{color}]{st}[/{color}]"
 
 
-def _note(entry: dict[str, Any], width: int = 70) -> str:
+def _note(entry: dict[str, Any], width: int = 70, records_option: str = "--records") -> str:
     err = entry.get("error")
     if not err:
         if entry.get("records_before_start"):
-            return f"{entry['records_before_start']:,} ran before timing began: use more --records"[:width]
+            return f"{entry['records_before_start']:,} ran before timing began: use more {records_option}"[:width]
         return ""
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return first[:width]
@@ -47,7 +51,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
     ds = results.get("data_set") or {}
     console.print(f"[bold]fs-bus bench[/bold] {results['started_at']}  {m['cpu_model']}, {m['cores']} cores, "
                   f"Python {m['python']}, confluent-kafka {m['confluent_kafka']} / librdkafka {m['librdkafka']}, "
-                  f"wasmtime {m['wasmtime']}, Kafka {m['kafka']}, commit {str(m['git'].get('commit'))[:10]}"
+                  f"wasmtime {m['wasmtime']}, Kafka {m['kafka']}{', Java ' + m['java'] if m.get('java') else ''}, "
+                  f"commit {str(m['git'].get('commit'))[:10]}"
                   f"{' (dirty)' if m['git'].get('dirty') else ''}")
     if ds:
         console.print(f"data set: {ds['records']:,} records x {ds['size']} B on {ds['partitions']} partition(s) "
@@ -65,6 +70,26 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
                   _num(e.get("records_per_s")), _num(e.get("mb_per_s"), "{:,.2f}"),
                   _num(e.get("ratio_to_limit"), "{:.3f}"), _note(e))
     if t.row_count:
+        console.print(t)
+
+    st = cases.get("stateful")
+    if st is not None:
+        sds = st.get("data_set") or {}
+        t = Table(title="stateful (word counter, kv get + put per word"
+                        + (f"; {sds['records']:,} sentences of {sds['words_per_sentence']} words, "
+                           f"{sds['partitions']} partition(s)" if sds else "") + ")")
+        for col, just in (("row", "left"), ("status", "left"), ("records", "right"), ("seconds", "right"),
+                          ("records/s", "right"), ("x limit", "right"), ("output", "left"), ("note", "left")):
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        for row in STATEFUL_ROWS:
+            e = (st.get("rows") or {}).get(row)
+            if e is None:
+                continue
+            t.add_row(STATEFUL_LABELS[row], _status(e), _num(e.get("records")), _num(e.get("seconds"), "{:,.2f}"),
+                      _num(e.get("records_per_s")), _num(e.get("ratio_to_limit"), "{:.3f}"), _check(e),
+                      _note(e, records_option="--stateful-records"))
+        if not st.get("rows"):
+            t.add_row("stateful", _status(st), *["-"] * 5, _note(st))
         console.print(t)
 
     lat = cases.get("latency")
@@ -124,6 +149,14 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         console.print(t)
 
 
+def _check(entry: dict[str, Any]) -> str:
+    """Whether a counter's outputs matched the reference replay (so its final counts did)."""
+    c = entry.get("output_check")
+    if c is None:
+        return "-"
+    return "same counts" if c.get("matches_reference") else f"DIFFERENT ({c.get('missing')} missing)"
+
+
 def _cell(v: Any, fmt: str = "{:,.0f}") -> str:
     return _num(v, fmt)
 
@@ -135,7 +168,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     lines = [f"Run {results['started_at']}: `{' '.join(results['command'])}`", "",
              f"Machine: {m['cpu_model']}, {m['cores']} cores, {m.get('memory_gib')} GiB, {m['os']}; Python "
              f"{m['python']}, confluent-kafka {m['confluent_kafka']} (librdkafka {m['librdkafka']}), wasmtime "
-             f"{m['wasmtime']}, Kafka {m['kafka']}; fs-bus commit `{str(m['git'].get('commit'))[:10]}`"
+             f"{m['wasmtime']}, Kafka {m['kafka']}{' (Java ' + m['java'] + ')' if m.get('java') else ''}; fs-bus commit "
+             f"`{str(m['git'].get('commit'))[:10]}`"
              f"{' (dirty)' if m['git'].get('dirty') else ''}.", ""]
     ds = results.get("data_set")
     if ds:
@@ -147,6 +181,21 @@ def to_markdown(results: dict[str, Any]) -> str:
             status = e["status"] + (f" ({_note(e, 60)})" if e.get("error") else "")
             lines.append(f"| {c} | {status} | {_cell(e.get('records_per_s'))} | {_cell(e.get('mb_per_s'), '{:,.2f}')} "
                          f"| {_cell(e.get('ratio_to_limit'), '{:.3f}')} |")
+        lines.append("")
+    st = cases.get("stateful")
+    if st is not None:
+        sds = st.get("data_set") or {}
+        if sds:
+            lines += [f"Stateful: {sds['records']:,} sentences of {sds['words_per_sentence']} words (mean "
+                      f"{sds['mean_size']} B) on {sds['partitions']} partition(s).", ""]
+        lines += ["| stateful | status | records/s | x limit | outputs |", "|---|---|---:|---:|---|"]
+        for row in STATEFUL_ROWS:
+            e = (st.get("rows") or {}).get(row)
+            if e is None:
+                continue
+            status = e["status"] + (f" ({_note(e, 60)})" if e.get("error") else "")
+            lines.append(f"| {STATEFUL_LABELS[row]} | {status} | {_cell(e.get('records_per_s'))} "
+                         f"| {_cell(e.get('ratio_to_limit'), '{:.3f}')} | {_check(e)} |")
         lines.append("")
     lat = cases.get("latency")
     if lat is not None:

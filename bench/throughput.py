@@ -8,6 +8,8 @@ output topic, upper-casing every value, and reports records/s and MB/s.
   output topic's end offsets add up to N (polled every 0.1 s, nothing consumed).
 - ``peer``: quixstreams ``app.dataframe(topic).apply(lambda v: v.upper())`` in a
   subprocess; the clock starts at its first output record.
+- ``streams``: Kafka Streams ``mapValues(upper)`` (bench/streams/BenchStreams.java,
+  1 stream thread, library defaults) in a JVM of its own; timed as ``peer``.
 
 A case that was already moving records when its clock started counts only the
 records that came out after it (``records_before_start`` in the JSON).
@@ -15,17 +17,18 @@ records that came out after it (``records_before_start`` in the JSON).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from bench import limit
+from bench import limit, streams
 from bench.common import (
     UPPER_WASM, CaseSkipped, upper_fast_wasm, Children, Deadline, EndOffsets, Params, PartialTimeout, create_topics, log,
-    wait_for_count,
+    tail, wait_for_count,
 )
 from bench.node import BenchNode
 
@@ -42,13 +45,13 @@ class UpperProcessor(FSProcessorDriver):
 
 
 def function_config(bootstrap: str, name: str, source: str, sink: str, group: str, kind: str,
-                    guarantee: str = "at_least_once") -> str:
+                    guarantee: str = "at_least_once", init_config: dict[str, str] | None = None) -> str:
     # Every node case consumes 1 000 records per poll and flushes and commits every
     # 100 000 records (the node's default) or every checkpoint_interval_seconds (1 s):
     # a flush-and-commit is a broker round trip with nothing moving meanwhile. At 1 000
     # records one came every millisecond or so and took a third of a fast function's
     # time; at 10 000 they still came several times a second and set the p99 latency.
-    return f"""\
+    config = f"""\
 name: {name}
 type: {kind}
 input-groups:
@@ -68,9 +71,12 @@ outputs:
     topic: {sink}
 processing.guarantee: {guarantee}
 """
+    if init_config:
+        config += "init_config:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in init_config.items())
+    return config
 
 
-def rates(records: int, seconds: float, size: int) -> dict[str, Any]:
+def rates(records: int, seconds: float, size: float) -> dict[str, Any]:
     seconds = max(seconds, 1e-9)
     return {"records": records, "seconds": round(seconds, 3), "records_per_s": round(records / seconds, 1),
             "mb_per_s": round(records * size / seconds / 1e6, 3)}
@@ -121,25 +127,62 @@ def run_node_case(p: Params, deadline: Deadline, children: Children, kind: str, 
     on a node of its own."""
     sink = sink_topic(p, case)
     create_topics(p.bootstrap, [sink], p.partitions)
+    name = f"upper-{kind}"
+
+    def create(node: BenchNode, timeout: float) -> None:
+        deploy(node, p, kind, name, p.input_topic, sink, f"{p.run_id}-{case}-group", timeout=timeout)
+
+    return time_node_function(p, deadline, children, case, create, sink, p.records, p.partitions, p.size)
+
+
+def time_node_function(p: Params, deadline: Deadline, children: Children, case: str,
+                       create: Callable[[BenchNode, float], None], sink: str, records: int, partitions: int,
+                       size: float) -> dict[str, Any]:
+    """Start a node of its own, ``create`` the function on it (returning once it is RUNNING),
+    and time it from then until ``sink`` holds ``records`` records."""
     node = BenchNode(children, p.bootstrap, f"{p.run_id}-{case}", f"bench-{case}", p.workdir)
     try:
         node.start(deadline.sub(120, f"{case}: node start"))
-        name = f"upper-{kind}"
-        with EndOffsets(p.bootstrap, sink, p.partitions) as offsets:
-            deploy(node, p, kind, name, p.input_topic, sink, f"{p.run_id}-{case}-group",
-                   timeout=max(10.0, min(120.0, deadline.remaining())))
+        with EndOffsets(p.bootstrap, sink, partitions) as offsets:
+            create(node, max(10.0, min(120.0, deadline.remaining())))
             started = time.monotonic()
             before = offsets.count()
             try:
-                ended = wait_for_count(offsets, p.records, deadline, on_poll=node.check)
+                ended = wait_for_count(offsets, records, deadline, on_poll=node.check)
             except PartialTimeout as e:
-                e.partial = rates(e.have - before, e.at - started, p.size)  # type: ignore[attr-defined]
+                e.partial = rates(e.have - before, e.at - started, size)  # type: ignore[attr-defined]
                 raise
     except Exception as e:
         raise node.explain(e) from e
     finally:
         node.stop()
-    out = rates(p.records - before, ended - started, p.size)
+    out = rates(records - before, ended - started, size)
+    out["records_before_start"] = before
+    return out
+
+
+def time_process(deadline: Deadline, children: Children, what: str, argv: list[str], log_path: Path, cwd: Path,
+                 bootstrap: str, sink: str, records: int, partitions: int, size: float) -> dict[str, Any]:
+    """Start a stream processor's process (a peer: it has no RUNNING to wait for) and time
+    it from its first output record until ``sink`` holds ``records`` records."""
+    proc = children.start(argv, log_path, cwd=cwd)
+
+    def alive() -> None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited (code {proc.returncode}):\n{tail(log_path)}")
+
+    try:
+        with EndOffsets(bootstrap, sink, partitions) as offsets:
+            first = wait_for_count(offsets, 1, deadline, interval=0.05, on_poll=alive)
+            before = offsets.count()
+            try:
+                ended = wait_for_count(offsets, records, deadline, on_poll=alive)
+            except PartialTimeout as e:
+                e.partial = rates(e.have - before, e.at - first, size)  # type: ignore[attr-defined]
+                raise
+    finally:
+        Children.stop(proc, grace=20.0)
+    out = rates(records - before, ended - first, size)
     out["records_before_start"] = before
     return out
 
@@ -166,28 +209,26 @@ def run_peer(p: Params, deadline: Deadline, children: Children) -> dict[str, Any
                           ("" if p.peer_python == sys.executable else f" (into {p.peer_python})"))
     sink = sink_topic(p, "peer")
     create_topics(p.bootstrap, [sink], p.partitions)
-    log_path = p.workdir / "peer-quixstreams.log"
-    state_dir = p.workdir / "peer-state"
-    proc = children.start([p.peer_python, str(PEER_SCRIPT), "--bootstrap", p.bootstrap, "--source", p.input_topic,
-                           "--sink", sink, "--group", f"{p.run_id}-peer-{uuid.uuid4().hex[:6]}",
-                           "--state-dir", str(state_dir)], log_path, cwd=p.workdir)
+    argv = [p.peer_python, str(PEER_SCRIPT), "--bootstrap", p.bootstrap, "--source", p.input_topic,
+            "--sink", sink, "--group", f"{p.run_id}-peer-{uuid.uuid4().hex[:6]}",
+            "--state-dir", str(p.workdir / "peer-state")]
+    out = time_process(deadline, children, "quixstreams", argv, p.workdir / "peer-quixstreams.log", p.workdir,
+                       p.bootstrap, sink, p.records, p.partitions, p.size)
+    out.update(quixstreams=version, python=p.peer_python)
+    return out
 
-    def alive() -> None:
-        if proc.poll() is not None:
-            raise RuntimeError(f"quixstreams exited (code {proc.returncode}):\n"
-                               f"{log_path.read_text(errors='replace')[-1500:]}")
 
-    try:
-        with EndOffsets(p.bootstrap, sink, p.partitions) as offsets:
-            first = wait_for_count(offsets, 1, deadline, interval=0.05, on_poll=alive)
-            before = offsets.count()
-            try:
-                ended = wait_for_count(offsets, p.records, deadline, on_poll=alive)
-            except PartialTimeout as e:
-                e.partial = rates(e.have - before, e.at - first, p.size)  # type: ignore[attr-defined]
-                raise
-    finally:
-        Children.stop(proc, grace=20.0)
-    out = rates(p.records - before, ended - first, p.size)
-    out.update(records_before_start=before, quixstreams=version, python=p.peer_python)
+# --- streams: Kafka Streams --------------------------------------------------------------
+
+
+def run_streams(p: Params, deadline: Deadline, children: Children) -> dict[str, Any]:
+    peer = streams.prepare()
+    sink = sink_topic(p, "streams")
+    create_topics(p.bootstrap, [sink], p.partitions)
+    argv = peer.argv("upper", bootstrap=p.bootstrap, source=p.input_topic, sink=sink,
+                     application_id=f"{p.run_id}-streams-{uuid.uuid4().hex[:6]}",
+                     state_dir=p.workdir / "streams-state", guarantee=p.guarantee)
+    out = time_process(deadline, children, "Kafka Streams", argv, p.workdir / "streams.log", p.workdir,
+                       p.bootstrap, sink, p.records, p.partitions, p.size)
+    out.update(kafka_streams=peer.version, stream_threads=1)
     return out

@@ -149,6 +149,16 @@ class BatchFailed(GuestError):
         super().__init__(message)
 
 
+class RecordError(GuestError):
+    """User code failed on a record that ``fs_bus.testing`` fed it. The message is the
+    node's (a trap, a call past its budget, an exception), naming the record as
+    ``topic[partition]@offset``; ``record`` is the input that failed."""
+
+    def __init__(self, message: str, record: object):
+        self.record = record
+        super().__init__(message)
+
+
 # --- local development --------------------------------------------------------
 
 

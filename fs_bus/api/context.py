@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fs_bus.api.emitted import Emitted
 from fs_bus.api.store import KVStore
-from fs_bus.runtime.base import Emitted
 from fs_bus.state.backend import MemoryBackend, StateBackend
 
 _U32_MAX = 0xFFFF_FFFF

@@ -12,7 +12,7 @@ import hashlib
 import time
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from fs_bus.kafka.types import Consumer, KafkaError, Producer, TopicPartition
 
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, ChunkRef
 from fs_bus.errors import ArtifactError, KafkaUnavailable

@@ -322,8 +322,8 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     """
     import dataclasses
     import json
-    import time
 
+    from fs_bus.clock import now_ms
     from fs_bus.kafka import clients
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.kafka.topics import Topics
@@ -336,13 +336,13 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
             click.echo(format_line(line))
 
     try:
-        since_ms = parse_since(since, int(time.time() * 1000))
+        since_ms = parse_since(since, now_ms())
     except FsBusError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
     try:
         clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
-        consumer = clients.consumer(settings, "logs", **{"enable.partition.eof": True})
+        consumer = clients.end_reader(settings, "logs")
         try:
             tail = LogTail(consumer, Topics(namespace).logs, name)  # first: a namespace without logs says so
             _require_function(settings, namespace, name)
@@ -415,6 +415,48 @@ def fetch(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], 
     path = Path(out or f"{name}{'.wasm' if manifest.kind is ArtifactKind.WASM_COMPONENT else '.fsb'}")
     path.write_bytes(data)
     err_console.print(f"{path}: {len(data)} bytes, sha256 {manifest.sha256}", highlight=False)
+
+
+@cli.command("console")
+@kafka_options
+@click.option("--port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="The port the console listens on (0: any free port; the address is printed).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address it listens on; 0.0.0.0 shows it to the network (it has no login of its own).")
+@click.option("--allow-writes", is_flag=True,
+              help="Show STOP / START / DROP / CREATE and accept them; without it the console and its API "
+                   "only read. Writes use the console's Kafka principal, so ACLs decide.")
+@click.option("--interval", type=click.FloatRange(0.2), default=2.0, show_default=True,
+              help="Seconds between refreshes of lag and throughput.")
+def console_command(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], port: int, host: str,
+            allow_writes: bool, interval: float) -> None:
+    """Serve the operator's console: a web page with functions, nodes, partitions, lag,
+    throughput and logs, updated live, read from Kafka alone.
+
+    \b
+      fs-bus console                      # http://127.0.0.1:8089/, read-only
+      fs-bus console --allow-writes       # with STOP / START / DROP / CREATE buttons
+    """
+    from fs_bus.console.server import ConsoleOptions, ConsoleServer
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.settings import KafkaSettings
+
+    settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
+    try:
+        clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
+        server = ConsoleServer(settings, ConsoleOptions(namespace=namespace, host=host, port=port,
+                                                        allow_writes=allow_writes, interval_s=interval))
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    mode = "writes allowed" if allow_writes else "read-only"
+    click.echo(f"fs-bus console: {server.url} (namespace {namespace}, {mode}); Ctrl-C stops it", err=True)
+    stop.wait()
+    server.close()
 
 
 @cli.command()
@@ -575,13 +617,18 @@ def local() -> None:
 @click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="FS_BUS_METRICS_PORT", default=None,
               help="The node serves Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port) "
                    "[env FS_BUS_METRICS_PORT; default: off].")
-def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, metrics_port: int | None) -> None:
-    """Start a local broker and a node in the background (idempotent), and say where
-    their logs and the node's metrics are."""
+@click.option("--console-port", type=click.IntRange(0, 65535), default=8089, show_default=True,
+              help="Port of the read-only console on 127.0.0.1 (0: any free port).")
+@click.option("--no-console", is_flag=True, help="Do not start the console.")
+def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, metrics_port: int | None,
+             console_port: int, no_console: bool) -> None:
+    """Start a local broker, a node and the console (read-only) in the background (idempotent),
+    and say where the console, their logs and the node's metrics are."""
     from fs_bus.local import cluster
 
     try:
         cluster.up(cluster.local_dir(directory), port=port, namespace=namespace, with_node=not no_node,
+                   console_port=None if no_console else console_port,
                    say=lambda m: err_console.print(m, highlight=False), metrics_port=metrics_port)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -628,6 +675,12 @@ def local_status(directory: Path | None, output: str) -> None:
         sys.exit(0 if st.ok else 1)
     ok = cluster.status(cluster.local_dir(directory), say=lambda m: make_console().print(m, highlight=False))
     sys.exit(0 if ok else 1)
+
+
+from fs_bus.cli.author import init_command, test_command  # noqa: E402  (the author's loop)
+
+cli.add_command(init_command)
+cli.add_command(test_command)
 
 
 SHELLS = ("bash", "zsh", "fish")

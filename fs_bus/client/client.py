@@ -34,24 +34,25 @@ from fs_bus.artifacts.python_bundle import validate as validate_bundle
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
+from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
 from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
+from fs_bus.clock import now_ms as _now_ms
 from fs_bus.errors import (
     AccessDenied, CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact,
     InvalidConfig, KafkaUnavailable, NoLiveNodes, WaitTimeout,
 )
 from fs_bus.kafka import clients, groups
-from confluent_kafka import KafkaException
-
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
 from fs_bus.kafka.topics import Topics, delete_topics, ensure_topics
-from fs_bus.state.changelog import changelog_topic
+from fs_bus.kafka.types import KafkaException
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
+from fs_bus.status.store import StatusReader
 
 ENV_SIGNING_KEY = "FS_BUS_SIGNING_KEY"  # a PEM ed25519 private key file that signs created functions
 log = logging.getLogger(__name__)
@@ -247,7 +248,9 @@ class FsClient:
         if wait:
             self._await(name, lambda st: st is None, "dropped", timeout, record.revision)
         # Its state goes too. (Without wait a node may still be writing its last checkpoint.)
-        self._delete_changelogs(record, record.state_generation)
+        spec = state.spec(name)
+        assert spec is not None
+        self._delete_changelogs(spec, record.state_generation)
         return True
 
     def describe_function(self, name: str, timeout: float | None = None) -> FunctionDescription:
@@ -259,19 +262,21 @@ class FsClient:
         table = self._read_status()
         live = table.live_nodes(_now_ms())
         info = _function_info(rec, table.of_function(name), live)
-        config = parse_config(rec.config_yaml)
+        spec = state.spec(name)
+        assert spec is not None
+        config = spec.valid
         owners = {label: node for node, labels in info.partitions.items() for label in labels}
         nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
                   "error": st.error, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
         lag_error = None
         try:
-            lags = self._lag(config)
+            lags = self._lag(spec)
         except FsBusError as exc:  # e.g. no ACL to describe its group, or its cluster is out of reach
             lags, lag_error = [], str(exc)
         lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
                 "committed": pl.committed, "end": pl.end, "lag": pl.lag} for pl in lags]
-        changelogs = [changelog_topic(self.namespace, name, rec.state_generation, i.topic) for i in config.inputs]
+        changelogs = list(spec.changelog_topics(self.namespace).values())
         return FunctionDescription(
             name=name, task_type=rec.task_type, desired=rec.desired_state.value, status=info.status,
             revision=rec.revision, state_generation=rec.state_generation, config_yaml=rec.config_yaml,
@@ -295,15 +300,15 @@ class FsClient:
             info = _function_info(rec, table.of_function(name), live)
             total, why = None, None
             try:
-                config = parse_config(rec.config_yaml)
-                servers = config.inputs[0].bootstrap_servers
+                spec = state.specs[name]
+                servers = spec.input_servers
                 why = out_of_reach.get(servers)
                 if why is None:
-                    total = sum(pl.lag for pl in self._lag(config, probed=servers in reached))
+                    total = sum(pl.lag for pl in self._lag(spec, probed=servers in reached))
                     reached.add(servers)
             except KafkaUnavailable as exc:
                 why = out_of_reach.setdefault(servers, str(exc))
-            except FsBusError as exc:  # e.g. no ACL on its group: show the rest anyway
+            except FsBusError as exc:  # e.g. no ACL on its group, or an invalid config: show the rest anyway
                 why = str(exc)
             infos.append(replace(info, lag=total, lag_error=why))
         nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
@@ -324,7 +329,7 @@ class FsClient:
         if record.desired_state is not DesiredState.RUNNING:
             raise CallFailed(f"function {name!r} is STOPPED; START FUNCTION {name} before calling it")
         wait = self.default_timeout if timeout is None else timeout
-        replies = clients.consumer(self.settings, "client-calls")
+        replies = clients.reader(self.settings, "client-calls")
         try:
             # Listen before asking, from the present end: an answer can't come before the question.
             reader = TopicReader(replies, self.topics.replies, from_end=True)
@@ -352,7 +357,7 @@ class FsClient:
         record = self._read_control().table.get(name)
         if record is None:
             raise FunctionNotFound(name)
-        consumer = clients.consumer(self.settings, "client-artifacts", **{"enable.partition.eof": True})
+        consumer = clients.end_reader(self.settings, "client-artifacts")
         try:
             data = artifact_store.fetch(consumer, record.artifact, self.default_timeout if timeout is None else timeout,
                                         self.progress)
@@ -399,7 +404,9 @@ class FsClient:
         current = state.table.get(name)
         if current is None:
             raise FunctionNotFound(name)
-        config = parse_config(current.config_yaml)
+        spec = state.spec(name)
+        assert spec is not None
+        config = spec.valid
         budget = self.default_timeout if timeout is None else timeout
         if current.desired_state is DesiredState.RUNNING:
             current = current.with_state(DesiredState.STOPPED, updated_at=_now_ms(), updated_by=self.user)
@@ -408,44 +415,42 @@ class FsClient:
                 self._await_state(current, ObservedState.STOPPED, budget)
             except NoLiveNodes:
                 pass  # nothing runs it; a node that died is still a member until its session times out
-        admin = clients.admin(self.settings.for_servers(config.inputs[0].bootstrap_servers))
+        admin = clients.admin(self.settings.for_servers(spec.input_servers))
         groups.wait_empty(admin, config.group_id, max(budget, 15.0))
-        topics = sorted({i.topic for i in config.inputs})
+        topics = spec.input_topics
         groups.reset(admin, config.group_id, groups.offsets_at(admin, topics, position.kind, position.value))
         record = replace(current.with_state(DesiredState.RUNNING, updated_at=_now_ms(), updated_by=self.user),
                          state_generation=current.state_generation + 1)
         write_record(self._producer_(), self.topics.control, record)
-        self._delete_changelogs(current, current.state_generation)
+        self._delete_changelogs(spec, current.state_generation)
         if wait:
             self._await_state(record, ObservedState.RUNNING, timeout)
         return True
 
-    def _lag(self, config: FunctionConfig, timeout: float = LISTING_TIMEOUT_S,
+    def _lag(self, spec: FunctionSpec, timeout: float = LISTING_TIMEOUT_S,
              probed: bool = False) -> list[groups.PartitionLag]:
         """The function's lag from its own input cluster, or ``KafkaUnavailable`` within about
         ``timeout``; ``probed``: the cluster answered a moment ago."""
-        settings = self.settings.for_servers(config.inputs[0].bootstrap_servers)
+        settings = self.settings.for_servers(spec.input_servers)
         if not probed:
             try:
                 clients.probe(settings, timeout)
             except KafkaUnavailable as exc:
-                raise KafkaUnavailable(f"function {config.name!r}: its input cluster: {exc}") from None
-        return groups.lag(clients.admin(settings), config.group_id, sorted({i.topic for i in config.inputs}), timeout)
+                raise KafkaUnavailable(f"function {spec.name!r}: its input cluster: {exc}") from None
+        return groups.lag(clients.admin(settings), spec.valid.group_id, spec.input_topics, timeout)
 
-    def _delete_changelogs(self, record: FunctionRecord, generation: int) -> None:
-        try:
-            config = parse_config(record.config_yaml)
-        except FsBusError:
+    def _delete_changelogs(self, spec: FunctionSpec, generation: int) -> None:
+        if spec.config is None:
             return  # a record no node could run has no changelogs
-        names = [changelog_topic(self.namespace, record.name, generation, i.topic) for i in config.inputs]
-        settings = self.settings.for_servers(config.inputs[0].bootstrap_servers)
+        names = list(spec.changelog_topics(self.namespace, generation).values())
+        settings = self.settings.for_servers(spec.input_servers)
         try:
             clients.probe(settings, LISTING_TIMEOUT_S)
             delete_topics(clients.admin(settings), names)
         except FsBusError as exc:
             # The function's record is what counts, and it is written; the changelogs are
             # garbage now, which an operator can delete (they are named in the warning).
-            log.warning("function %r: could not delete its changelogs %s: %s", record.name, names, exc)
+            log.warning("function %r: could not delete its changelogs %s: %s", spec.name, names, exc)
 
     def _set_state(self, name: str, desired: DesiredState, wait: bool, timeout: float | None) -> bool:
         state = self._read_control()
@@ -464,10 +469,7 @@ class FsClient:
     def _producer_(self):
         if self._producer is None:
             self._ensure_topics()
-            # No idempotence: every write here is one record awaited alone, and a record
-            # written twice (a retry) is the same whole state twice. Without it a principal
-            # with no WRITE anywhere is refused on the topic, not on the cluster's producer ids.
-            self._producer = clients.producer(self.settings, "client", **{"enable.idempotence": False})
+            self._producer = clients.control_writer(self.settings)
         return self._producer
 
     def _ensure_topics(self) -> None:
@@ -484,7 +486,7 @@ class FsClient:
 
     def _reader(self, topic: str) -> TopicReader:
         self._ensure_topics()
-        return TopicReader(clients.consumer(self.settings, "client"), topic)
+        return TopicReader(clients.reader(self.settings, "client"), topic)
 
     def _read_control(self) -> ControlState:
         reader = self._reader(self.topics.control)
@@ -494,13 +496,7 @@ class FsClient:
             reader.close()
 
     def _read_status(self) -> StatusTable:
-        reader = self._reader(self.topics.status)
-        holder = [StatusTable()]
-        try:
-            reader.read_to_end(lambda m: _fold_status(holder, m))
-        finally:
-            reader.close()
-        return holder[0]
+        return StatusReader.read(lambda: self._reader(self.topics.status))
 
     def _upload(self, data: bytes, kind: ArtifactKind, state: ControlState) -> ArtifactManifest:
         sha = hashlib.sha256(data).hexdigest()
@@ -518,12 +514,9 @@ class FsClient:
                timeout: float | None, revision: int) -> None:
         """Follow the status topic until every live node's status for ``name`` satisfies ``done``."""
         deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
-        reader = self._reader(self.topics.status)
-        holder = [StatusTable()]
-        try:
-            reader.read_to_end(lambda m: _fold_status(holder, m))
+        with StatusReader(lambda: self._reader(self.topics.status)).following() as store:
             while True:
-                table = holder[0]
+                table = store.table
                 live = table.live_nodes(_now_ms())
                 if not live:
                     raise NoLiveNodes(
@@ -544,10 +537,7 @@ class FsClient:
                         f"function {name!r}: the record is durable (revision {revision}), but only "
                         f"{len(answered)} of {len(live)} live node(s) reported {what} in time; waiting on "
                         f"{', '.join(missing)}", answered=len(answered), alive=len(live))
-                for m in reader.poll(0.2):
-                    _fold_status(holder, m)
-        finally:
-            reader.close()
+                store.poll(0.2)
 
 
 def _text(config_content: str | bytes) -> str:
@@ -619,13 +609,6 @@ def _binds(source: bytes, name: str) -> bool:
     return False
 
 
-def _fold_status(holder: list[StatusTable], msg) -> None:
-    try:
-        holder[0] = status.apply(holder[0], msg.key(), msg.value())
-    except Exception:  # noqa: BLE001 - a bad status record is skipped, as on the node
-        pass
-
-
 def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatus],
                    live: Mapping[str, status.NodeHeartbeat]) -> FunctionInfo:
     current = {n: st for n, st in statuses.items() if n in live and st.revision >= rec.revision}
@@ -648,7 +631,3 @@ def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatu
         partitions={n: st.partitions for n, st in sorted(current.items()) if st.partitions},
         error="; ".join(errors) or None, artifact_sha256=rec.artifact.sha256,
         updated_at=rec.updated_at, updated_by=rec.updated_by)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
 
 
 class Guarantee(str, enum.Enum):
@@ -71,6 +70,10 @@ class KafkaOutput:
     runtime: ChannelRuntime = ChannelRuntime()
 
 
+# A call budget below this would time out the call machinery itself, not user code.
+MIN_CALL_BUDGET_S = 0.1
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorRuntime:
     """``processor-runtime`` keys. ``max_batch_size`` records are processed between
@@ -92,6 +95,12 @@ class ProcessorRuntime:
     memory_limit_mb: int = 0
     cpu_limit_seconds: int = 0
 
+    @property
+    def call_budget_s(self) -> float:
+        """How long one call into user code may take: ``control_timeout_ms``, at least
+        ``MIN_CALL_BUDGET_S`` (a shorter budget would time out the call machinery itself)."""
+        return max(MIN_CALL_BUDGET_S, self.control_timeout_ms / 1000)
+
 
 @dataclass(frozen=True, slots=True)
 class WasiDir:
@@ -103,7 +112,7 @@ class WasiDir:
 
 
 @dataclass(frozen=True, slots=True)
-class WasiConfig:
+class WasiAccess:
     """What a WebAssembly guest may reach through WASI (the ``wasi`` key): nothing by
     default. No network grant exists: sockets are always refused."""
 
@@ -131,8 +140,7 @@ class FunctionConfig:
     error_policy: ErrorPolicy = ErrorPolicy.FAIL
     error_retries: int = 3  # times a failing record is tried again before the policy applies
     dead_letter_topic: str | None = None
-    wasi: WasiConfig = WasiConfig()  # what a component (or the wasm Python runtime) may reach
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    wasi: WasiAccess = WasiAccess()  # what a component (or the wasm Python runtime) may reach
 
     @property
     def inputs(self) -> tuple[KafkaInput, ...]:

@@ -16,7 +16,7 @@ import yaml
 
 from fs_bus.config.model import (
     ChannelRuntime, ErrorPolicy, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime,
-    TaskType, WasiConfig, WasiDir,
+    TaskType, WasiAccess, WasiDir,
 )
 from fs_bus.errors import InvalidConfig
 
@@ -135,7 +135,6 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         error_retries=retries,
         dead_letter_topic=dlq,
         wasi=_wasi(top, type_),
-        raw=top,
     )
 
 
@@ -268,11 +267,11 @@ def _guarantee(top: dict[str, Any], *, inputs: list[KafkaInput], outputs: tuple[
     return guarantee
 
 
-def _wasi(top: dict[str, Any], type_: TaskType) -> WasiConfig:
+def _wasi(top: dict[str, Any], type_: TaskType) -> WasiAccess:
     """The WASI grants: environment variables and directories, nothing else."""
     value = top.get("wasi")
     if value is None:
-        return WasiConfig()
+        return WasiAccess()
     if type_ is TaskType.PYTHON and top.get("python-runtime") != "wasm":
         raise InvalidConfig("applies to WebAssembly guests only (type: processor, or python-runtime: wasm); a "
                             "python-runtime: process function is an OS process", "wasi")
@@ -298,7 +297,7 @@ def _wasi(top: dict[str, Any], type_: TaskType) -> WasiConfig:
             raise InvalidConfig(f"{guest!r} is granted twice", f"{path}.guest")
         guests.add(guest)
         dirs.append(WasiDir(host, guest, _optional(d, "read-only", path, bool, "true or false", False)))
-    return WasiConfig(env, tuple(dirs))
+    return WasiAccess(env, tuple(dirs))
 
 
 def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:

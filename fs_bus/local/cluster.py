@@ -1,12 +1,14 @@
 """``fs-bus local up|down|status``: a broker and one node in the background, under one directory.
 
 Layout of the directory: ``kafka/`` (the broker's data, ``broker.log``, ``broker.pid``),
-``node.log`` and ``node.pid``. Both processes outlive the command that started them.
+``node.log`` and ``node.pid``, ``console.log`` and ``console.pid`` (``fs-bus console``, read-only).
+The processes outlive the command that started them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -59,8 +61,13 @@ def _broker(directory: Path) -> LocalBroker | None:
         return None
 
 
+CONSOLE_PORT = 8089
+
+
 def up(directory: Path, *, port: int = 9092, namespace: str = "fs-bus", with_node: bool = True,
-       say: Say = print, metrics_port: int | None = None) -> str:
+       console_port: int | None = CONSOLE_PORT, say: Say = print, metrics_port: int | None = None) -> str:
+    """Start what is not running yet; ``console_port=None``: no console; ``metrics_port``: the
+    node serves /metrics there (0: a free port), None: no metrics."""
     directory.mkdir(parents=True, exist_ok=True)
     broker = _broker(directory)
     if broker is not None and broker.is_running():
@@ -78,6 +85,8 @@ def up(directory: Path, *, port: int = 9092, namespace: str = "fs-bus", with_nod
         say(f"metrics:   http://127.0.0.1:{served}/metrics" if served else
             "metrics:   off (`fs-bus local down`, then `fs-bus local up --metrics-port 9464` serves them)")
         say(f"node log:  {directory / 'node.log'}; a function's own output: `fs-bus logs NAME`")
+    if console_port is not None:
+        _start_console(directory, bootstrap, namespace, console_port, say)
     say(f"broker log: {broker.log_path}")
     say(f"ready: bootstrap servers {bootstrap}; `fs-bus local down` stops everything")
     return bootstrap
@@ -113,6 +122,47 @@ def _start_node(directory: Path, bootstrap: str, namespace: str, say: Say, metri
     say(f"node local-1 running (pid {proc.pid}, log {log_path})")
 
 
+def _start_console(directory: Path, bootstrap: str, namespace: str, port: int, say: Say) -> None:
+    """The console, read-only, in the background. A console that cannot start (its port is
+    taken) is reported, not fatal: the broker and the node are what development needs."""
+    pid_path, log_path = directory / "console.pid", directory / "console.log"
+    pid = _read_pid(pid_path)
+    if _pid_alive(pid):
+        address = console_address(log_path)
+        say(f"console already running at {address or '?'} (pid {pid})")
+        return
+    start = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fs_bus", "console", "--bootstrap-servers", bootstrap, "--namespace", namespace,
+             "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        address = console_address(log_path, start)
+        if address:
+            pid_path.write_text(str(proc.pid))
+            say(f"console: {address} (read-only; pid {proc.pid}, log {log_path})")
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    if proc.poll() is None:
+        proc.terminate()
+    tail = log_path.read_text(errors="replace")[start:].strip().splitlines()[-3:]
+    say(f"the console did not start ({' '.join(tail) or 'no output'}); start it with `fs-bus console --port N`")
+
+
+def console_address(log_path: Path, start: int = 0) -> str | None:
+    """The address the console printed in its log (after byte ``start``), if it did."""
+    try:
+        text = log_path.read_text(errors="replace")[start:]
+    except OSError:
+        return None
+    found = re.findall(r"fs-bus console: (http://\S+)", text)
+    return found[-1] if found else None
+
+
 def _wait_node_alive(bootstrap: str, namespace: str, proc: subprocess.Popen, log_path: Path,
                      timeout: float = 60.0) -> None:
     from fs_bus.client import FsClient
@@ -130,10 +180,21 @@ def _wait_node_alive(bootstrap: str, namespace: str, proc: subprocess.Popen, log
 
 
 def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
+    console_pid = _read_pid(directory / "console.pid")
     pid = _read_pid(directory / "node.pid")
     broker = _broker(directory)
-    if not _pid_alive(pid) and not (broker is not None and broker.is_running()):
-        say(f"nothing was running (no local broker or node in {directory})")
+    if not _pid_alive(console_pid) and not _pid_alive(pid) and not (broker is not None and broker.is_running()):
+        say(f"nothing was running (no local broker, node or console in {directory})")
+    if _pid_alive(console_pid):
+        assert console_pid is not None
+        os.kill(console_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _pid_alive(console_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(console_pid):
+            os.kill(console_pid, signal.SIGKILL)
+        say(f"console stopped (pid {console_pid})")
+    (directory / "console.pid").unlink(missing_ok=True)
     if _pid_alive(pid):
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
@@ -161,6 +222,7 @@ class LocalStatus:
     broker_pid: int | None
     node_running: bool
     node_pid: int | None
+    console_url: str | None = None  # None: not running
 
     @property
     def ok(self) -> bool:
@@ -172,13 +234,16 @@ def observe(directory: Path) -> LocalStatus:
     broker_ok = broker is not None and broker.is_running()
     pid = _read_pid(directory / "node.pid")
     node_ok = _pid_alive(pid)
+    console_url = console_address(directory / "console.log") if _pid_alive(_read_pid(directory / "console.pid")) \
+        else None
     return LocalStatus(str(directory), broker_ok, broker.bootstrap_servers if broker_ok else None,
-                       broker.pid if broker_ok else None, node_ok, pid if node_ok else None)
+                       broker.pid if broker_ok else None, node_ok, pid if node_ok else None, console_url)
 
 
 def status(directory: Path, *, say: Say = print) -> bool:
     st = observe(directory)
     say(f"broker: {f'running at {st.bootstrap_servers} (pid {st.broker_pid})' if st.broker_running else 'stopped'}")
     say(f"node:   {'running (pid %d)' % st.node_pid if st.node_running else 'stopped'}")
+    say(f"console: {st.console_url or 'stopped'}")
     say(f"dir:    {directory}")
     return st.ok

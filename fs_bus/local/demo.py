@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from confluent_kafka import Consumer, Producer
-
 from fs_bus.client import FsClient
 from fs_bus.errors import FunctionAlreadyExists, LocalClusterError
+from fs_bus.kafka import clients
+from fs_bus.kafka.settings import KafkaSettings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "upper"
 
@@ -35,7 +35,8 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
             say("function 'upper' already deployed; it is running")
     run_id = uuid.uuid4().hex[:6]
     lines = lines or ["hello", "fs-bus runs functions over kafka", "wasm components in python"]
-    producer = Producer({"bootstrap.servers": bootstrap})
+    settings = KafkaSettings(bootstrap)  # the local broker: plaintext, whatever FS_BUS_KAFKA_* says
+    producer = clients.producer(settings, "demo")
     keys = []
     for i, line in enumerate(lines):
         key = f"{run_id}-{i}"
@@ -43,8 +44,7 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
         producer.produce("upper-input", key=key, value=line.encode())
         say(f"  -> upper-input   {key}: {line}")
     producer.flush(30)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"fs-bus-demo-{run_id}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = clients.demo_consumer(settings, f"fs-bus-demo-{run_id}")
     consumer.subscribe(["upper-output"])
     got: dict[bytes, str] = {}
     deadline = time.monotonic() + 60
@@ -61,6 +61,6 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
                                 f"see {directory / 'node.log'}")
     say("done: try `fs-bus sql` (SHOW FUNCTIONS; STOP FUNCTION upper; ...) or "
         "`fs-bus produce upper-input hi` and `fs-bus consume upper-output`")
-    say(f"the broker ({bootstrap}) and node local-1 keep running in the background; `fs-bus local down` "
-        "stops them (`--purge` also deletes their data)")
+    say(f"the broker ({bootstrap}), node local-1 and the console keep running in the background; "
+        "`fs-bus local down` stops them (`--purge` also deletes their data)")
     return [got[k] for k in keys]

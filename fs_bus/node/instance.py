@@ -8,33 +8,28 @@ partitions that must move). A worker is created, its state restored from its
 changelog, before its partition's first record; on revocation everything done
 is flushed and committed before the worker closes.
 
-At a commit point, in this order: each worker's checkpoint (the guest's hook;
-its state changes sealed), the changes written to the changelogs, outputs and
-changes acknowledged, local state committed with its changelog offset, input
-offsets committed. So a crash replays records onto state that may hold them
-(at-least-once), never skips one.
-
-With ``processing.guarantee: exactly_once`` one transactional producer writes
-outputs and changelog records, and the input offsets go into the same
-transaction (with the consumer group's metadata, so a zombie is fenced);
-local state is committed only after the transaction is. A failure aborts the
-transaction and reopens from the committed offsets.
+At a commit point (``fs_bus.node.commit``, which states the order) the workers'
+checkpoints, changelogs, outputs, local state and input offsets are made durable
+so that a crash replays records, never skips one. Outputs are acknowledged
+(at-least-once) or transactional (``processing.guarantee: exactly_once``) behind
+one interface (``fs_bus.node.outputs``); a failure aborts what is open and
+reopens from the committed offsets. What a failing record gets is the error
+policy's to say (``fs_bus.node.error_policy``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-
+from fs_bus.calls.records import CallReply, CallRequest
+from fs_bus.calls.router import CallInbox
+from fs_bus.clock import now_ms
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
     ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, KafkaUnavailable,
@@ -42,30 +37,19 @@ from fs_bus.errors import (
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
-from fs_bus.node.worker import Changelogged, PartitionWorker
+from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from fs_bus.node.commit import commit_point
+from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
+from fs_bus.node.function_topics import ensure_function_topics
+from fs_bus.node.outputs import Outputs, open_outputs
+from fs_bus.node.worker import PartitionWorker, ProcessorFactory, source_watermarks
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
-from fs_bus.calls.records import CallReply, CallRequest
-from fs_bus.runtime.base import Emitted, Processor
-from fs_bus.state.backend import StateBackend
-from fs_bus.state.changelog import DELETE_RETENTION_MS, encode_key
+from fs_bus.runtime.base import Emitted
 from fs_bus.status.records import ObservedState
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class PartitionRuntime:
-    """What a partition worker runs: user code, the state it sees, and that state's changelog side."""
-
-    processor: Processor
-    state: StateBackend | None  # None: the state lives with the processor (a Python function's process)
-    changelog: Changelogged | None = None
-    changelog_next: int = 0  # the changelog partition's offset after what the state holds
-
-
-# Given the function's code, build each partition worker's runtime, its state restored.
-ProcessorFactory = Callable[[str, int], PartitionRuntime]
 Prepare = Callable[[], ProcessorFactory]
 ReplySink = Callable[[CallReply], None]
 HEARTBEAT_CHECK_INTERVAL_S = 5.0
@@ -73,14 +57,9 @@ LAG_REFRESH_INTERVAL_S = 1.0
 # Under exactly-once the transaction commits this often (Kafka Streams' default) unless
 # commit.interval.ms says otherwise: the latency a read_committed reader sees.
 EOS_COMMIT_INTERVAL_S = 0.1
-# A node killed -9 holds its partitions until the group's session timeout; librdkafka's
-# 45 s default is long for a stream processor. Inputs' properties override these.
-CONSUMER_DEFAULTS = {"session.timeout.ms": 10_000, "heartbeat.interval.ms": 2_000}
 # Partition batches run at once, at most this many (threads waiting on guests that run
 # without the GIL, or on Python functions' processes).
 PARALLEL_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
-# An open transaction of a node killed -9 blocks read_committed readers until it times out.
-TRANSACTION_TIMEOUT_MS = 15_000
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 # librdkafka waits out a whole call's timeout (30 s) on a cluster that is not there; the
 # function says so (FAILED, retried) well before a client's CREATE stops waiting.
@@ -100,22 +79,17 @@ class FunctionInstance:
         self.node_id = node_id
         self._changelogs = changelog_topics or {}  # input topic -> its changelog topic
         self._exactly_once = config.guarantee is Guarantee.EXACTLY_ONCE
-        self._transactional_id = transactional_id or f"fs-bus.{name}.{node_id}"
-        self._txn: Producer | None = None  # exactly-once: the one transactional producer
-        self._in_txn = False
+        self._transactional_id = transactional_id  # exactly-once: the spec's, for this node
+        self._outputs: Outputs | None = None  # outputs, changelogs, dead letters; open while the consumer is
         self._restart_reason: str | None = None  # set in a rebalance callback, raised after consume()
-        self._changelog_producer: Producer | None = None  # the inputs' cluster: changelogs, dead letters
         self._pool: ThreadPoolExecutor | None = None  # runs several partitions' batches at once
-        # Error policy: failures per record (topic, partition, offset) -> attempts, across
-        # reopenings; records whose policy settles them on their next delivery.
-        self._failures: dict[tuple[str, int, int], int] = {}
-        self._settle: dict[tuple[str, int], dict[int, str]] = {}
+        # The error policy's bookkeeping outlives reopenings: attempts count across them.
+        self._errors = RecordErrors(config.error_policy, config.error_retries)
         self.skipped = 0
         self.dead_lettered = 0
         self._reply = reply
-        self._calls: queue.SimpleQueue[CallRequest] = queue.SimpleQueue()
+        self._calls = CallInbox(config)
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
-        self._careful: dict[tuple[str, int], int] = {}  # partition -> last offset of a batch that died
         self.config = config
         self._prepare = prepare
         self._settings = settings
@@ -129,15 +103,10 @@ class FunctionInstance:
         self.workers: dict[tuple[str, int], PartitionWorker] = {}
         self._factory: ProcessorFactory | None = None
         self._consumer: Consumer | None = None
-        self._producers: dict[str, Producer] = {}
-        self._targets: list[tuple[Callable[..., None], str, int]] = []  # per output: produce, topic, partition
-        self._delivery_errors: list[str] = []
+        self._emit: Callable[..., None] = _no_outputs  # the open outputs' emit: the hot path, looked up once
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
-        self._only = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
-        self._only_topics = {t for t, _ in self._only}
-        # Calls go to the instance owning the lowest partition it may process of its first input.
-        first = config.inputs[0]
-        self._call_partition = (first.topic, first.partition if first.partition is not None else 0)
+        self._named_partitions = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
+        self._named_topics = {t for t, _ in self._named_partitions}
 
     # --- lifecycle (called from the node's thread) ---
 
@@ -153,10 +122,8 @@ class FunctionInstance:
     def submit_call(self, request: CallRequest) -> bool:
         """Queue a call if this instance answers the function's calls; False if it does not."""
         with self._lock:
-            owns = self._call_partition in self.workers
-        if owns:
-            self._calls.put(request)
-        return owns
+            owns = self._calls.partition in self.workers
+        return self._calls.offer(request, owns)
 
     @property
     def partitions(self) -> list[str]:
@@ -236,54 +203,16 @@ class FunctionInstance:
         first = cfg.inputs[0]
         in_settings = self._settings.for_servers(first.bootstrap_servers)
         topics = sorted(self._sources)
-        created = ensure_data_topics(clients.admin(in_settings),
-                                     topics + ([cfg.dead_letter_topic] if cfg.dead_letter_topic else []))
-        created += ensure_data_topics(
-            clients.admin(self._settings.for_servers(cfg.outputs[0].bootstrap_servers)),
-            sorted({o.topic for o in cfg.outputs}))
-        if self._changelogs:
-            admin = clients.admin(in_settings)
-            counts = partition_counts(admin, topics)
-            created += ensure_changelog_topics(
-                admin, {self._changelogs[t]: n for t, n in counts.items() if t in self._changelogs},
-                DELETE_RETENTION_MS)
+        created = ensure_function_topics(self._settings, cfg, self._changelogs)
         if created:
             log.info("function %s: created missing topics %s", self.name, created)
         props: dict[str, str] = {}
         for i in cfg.inputs:
             props.update(i.properties)
-        self._consumer = clients.consumer(
-            in_settings, f"fn-{self.name}", group_id=cfg.group_id,
-            **{"partition.assignment.strategy": "cooperative-sticky",
-               "topic.metadata.refresh.interval.ms": 10_000,
-               "auto.offset.reset": "earliest", **CONSUMER_DEFAULTS, **props})
-        if self._exactly_once:
-            out_props: dict[str, str] = {}
-            for out in cfg.outputs:
-                out_props.update(out.properties)
-            self._txn = clients.producer(
-                in_settings, f"fn-{self.name}",
-                **{"transactional.id": self._transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                   "on_delivery": self._on_delivery, "delivery.report.only.error": True,
-                   "queue.buffering.max.messages": max(cfg.outputs[0].runtime.channel_capacity, 1000),
-                   **out_props})
-            self._txn.init_transactions(30)  # fences (and aborts) this id's earlier incarnation
-            self._producers[first.bootstrap_servers] = self._txn
-        for out in cfg.outputs:
-            if out.bootstrap_servers not in self._producers:
-                self._producers[out.bootstrap_servers] = clients.producer(
-                    self._settings.for_servers(out.bootstrap_servers), f"fn-{self.name}",
-                    **{"queue.buffering.max.messages": max(out.runtime.channel_capacity, 1000),
-                       # delivery reports for failures only, to one callback: no Python call per record
-                       "on_delivery": self._on_delivery, "delivery.report.only.error": True,
-                       **out.properties})
-        if first.bootstrap_servers not in self._producers:
-            self._producers[first.bootstrap_servers] = clients.producer(
-                in_settings, f"fn-{self.name}", on_delivery=self._on_delivery, **{"delivery.report.only.error": True})
-        self._changelog_producer = self._producers[first.bootstrap_servers]
-        # Per output target: what _emit needs, looked up once.
-        self._targets = [(self._producers[o.bootstrap_servers].produce, o.topic, -1 if o.partition is None else o.partition)
-                         for o in cfg.outputs]
+        self._consumer = clients.function_consumer(in_settings, self.name, cfg.group_id, props)
+        self._outputs = open_outputs(self.name, cfg, self._settings, self._consumer, self._stop,
+                                     self._transactional_id)
+        self._emit = self._outputs.emit
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
@@ -291,7 +220,7 @@ class FunctionInstance:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         paused = []
         for tp in partitions:
-            if tp.topic in self._only_topics and (tp.topic, tp.partition) not in self._only:
+            if tp.topic in self._named_topics and (tp.topic, tp.partition) not in self._named_partitions:
                 paused.append(tp)  # the config names other partitions of this topic
                 continue
             assert self._factory is not None
@@ -310,7 +239,7 @@ class FunctionInstance:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         try:
-            self._flush_and_commit(consumer)
+            self._commit()
         except Exception as exc:  # noqa: BLE001 - an exception here would escape from librdkafka's callback
             log.warning("function %s: commit on revocation failed: %s", self.name, exc)
             # The partitions kept ran records whose results are now lost: start over from the commit.
@@ -319,7 +248,7 @@ class FunctionInstance:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The group moved on without us: what we did not commit belongs to others now.
-        if self._in_txn:
+        if self._outputs is not None and self._outputs.in_transaction:
             self._restart_reason = "partitions lost with a transaction open"
         self._drop_workers(partitions)
 
@@ -358,7 +287,7 @@ class FunctionInstance:
             if msgs:
                 self._advance_watermarks()
             if pending and (pending >= full or not msgs or time.monotonic() - last_commit >= interval):
-                self._flush_and_commit(self._consumer)
+                self._commit()
                 pending, last_commit = 0, time.monotonic()
             self._answer_calls()
             if time.monotonic() >= next_health_check:
@@ -406,7 +335,7 @@ class FunctionInstance:
         moved on): the first failure is raised once all are handled.
         """
         ran: dict[tuple[str, int], Future] = {}
-        if len(groups) > 1 and not any(self._settle.get(k) or k in self._careful for k in groups):
+        if len(groups) > 1 and self._errors.quiet(list(groups)):
             with self._lock:
                 workers = {k: self.workers.get(k) for k in groups}
         else:
@@ -435,16 +364,10 @@ class FunctionInstance:
                 self._emit(w.advance_watermark(marks[w.source_id]), f"watermark of {w.label}")
 
     def _answer_calls(self) -> None:
-        while True:
-            try:
-                request = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            if request.deadline < time.time() * 1000:
-                continue  # the caller has given up
+        for request in self._calls.take():
             with self._lock:
-                worker = self.workers.get(self._call_partition)
-            label = f"{self._call_partition[0]}:{self._call_partition[1]}"
+                worker = self.workers.get(self._calls.partition)
+            label = f"{self._calls.partition[0]}:{self._calls.partition[1]}"
             if worker is None:
                 continue  # the partition moved on; the new owner's node sees the call too
             try:
@@ -472,7 +395,7 @@ class FunctionInstance:
     def _restart_worker(self, worker: PartitionWorker, why: str) -> None:
         """Replace an unhealthy instance; its partition's state and offsets carry over."""
         assert self._consumer is not None and self._factory is not None
-        self._flush_and_commit(self._consumer)
+        self._commit()
         worker.close()
         rt = self._factory(worker.topic, worker.partition)
         fresh = PartitionWorker(worker.topic, worker.partition, worker.source_id, rt.processor, rt.state,
@@ -486,40 +409,6 @@ class FunctionInstance:
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
-    def _emit(self, emitted: Emitted | None, where: str | Callable[[], str], key: bytes | None = None) -> None:
-        """Produce what user code emitted: a ``(target, data)`` record keeps the input
-        record's key (``key``), a ``(target, data, key, headers)`` one has its own.
-        ``where`` (or what it returns) names the record in an error message.
-
-        The hot path of every function: one ``produce`` call per record and nothing
-        else per record (no delivery callback, no log line, no message string)."""
-        if emitted is None or not emitted.records:
-            return
-        if self._txn is not None and not self._in_txn:
-            self._begin()  # exactly-once: every output belongs to the open transaction
-        targets = self._targets
-        n = len(targets)
-        for rec in emitted.records:
-            target = rec[0]
-            if not 0 <= target < n:
-                raise GuestError(f"function {self.name!r} emitted to target {target}, but its config has "
-                                 f"{n} output(s) ({where if isinstance(where, str) else where()})")
-            produce, topic, partition = targets[target]
-            try:
-                if len(rec) == 2:
-                    produce(topic, rec[1], key, partition)
-                elif rec[3] is None:
-                    produce(topic, rec[1], rec[2], partition)
-                else:
-                    produce(topic, rec[1], rec[2], partition, headers=rec[3])
-            except BufferError:  # the output buffer is full: the slow road waits for room
-                out = self.config.outputs[target]
-                producer = self._producers[out.bootstrap_servers]
-                if len(rec) == 2:
-                    self._produce(producer, out.topic, out.partition, key, rec[1])
-                else:
-                    self._produce(producer, out.topic, out.partition, rec[2], rec[1], rec[3])
-
     def _consumer_error(self, err: KafkaError) -> None:
         if err.fatal():
             raise FsBusError(f"function {self.name}: consumer failed: {err.str()}")
@@ -529,16 +418,15 @@ class FunctionInstance:
     def _handle_batch(self, topic: str, partition: int, msgs: list[Message], ran: Future | None = None) -> int:
         """Run one partition's records through its worker, in order; return how many ran.
         ``ran``: the worker already ran them (in parallel with other partitions)."""
-        settle = self._settle.get((topic, partition))
-        if settle:
+        part = (topic, partition)
+        if self._errors.settling(part):
             for i, msg in enumerate(msgs):
-                reason = settle.pop(msg.offset(), None)
+                reason = self._errors.take_settled(part, msg.offset())
                 if reason is not None:  # its retries are spent: the error policy decides
                     done = self._handle_batch(topic, partition, msgs[:i]) if i else 0
                     self._settle_record(topic, partition, msg, reason)
                     return done + 1 + (self._handle_batch(topic, partition, msgs[i + 1:]) if msgs[i + 1:] else 0)
-        careful_until = self._careful.get((topic, partition))
-        if careful_until is not None and len(msgs) > 1 and msgs[0].offset() <= careful_until:
+        if self._errors.one_at_a_time(part, msgs[0].offset(), len(msgs)):
             # The last batch here failed without saying which record (the process died):
             # one record at a time until past it, so the failure names its record.
             return sum(self._handle_batch(topic, partition, [m]) for m in msgs)
@@ -552,37 +440,20 @@ class FunctionInstance:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
                 self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
             bad = msgs[exc.index]
-            raise self._record_failed(topic, partition, bad, str(exc)) from None
+            raise self._errors.failed(topic, partition, bad.offset(), str(exc)) from None
         except GuestError as exc:
             first, last = msgs[0].offset(), msgs[-1].offset()
             if first == last:
-                raise self._record_failed(topic, partition, msgs[0], str(exc)) from None
-            self._careful[(topic, partition)] = last
+                raise self._errors.failed(topic, partition, first, str(exc)) from None
+            self._errors.batch_died(part, last)
             raise GuestError(f"{exc} (records {topic}[{partition}]@{first}..{last})") from None
-        if careful_until is not None and msgs[-1].offset() >= careful_until:
-            del self._careful[(topic, partition)]
+        self._errors.ran(part, msgs[-1].offset())
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
         self.metrics.batch(len(msgs), results, seconds)
         if self.state is ObservedState.FAILED:
             self._set(ObservedState.RUNNING)  # a retry got past whatever failed
         return len(msgs)
-
-    def _record_failed(self, topic: str, partition: int, msg: Message, error: str) -> RecordFailed:
-        """Count a failure of one record; once its retries are spent, hand it to the error policy."""
-        offset = msg.offset()
-        key = (topic, partition, offset)
-        attempts = self._failures.get(key, 0) + 1
-        self._failures[key] = attempts
-        reason = f"{error} (record {topic}[{partition}]@{offset})"
-        cfg = self.config
-        if attempts <= cfg.error_retries:
-            return RecordFailed(f"{reason}, attempt {attempts} of {cfg.error_retries + 1}", attempts)
-        del self._failures[key]
-        if cfg.error_policy is ErrorPolicy.FAIL:
-            return RecordFailed(reason, attempts, give_up=True)
-        self._settle.setdefault((topic, partition), {})[offset] = error
-        return RecordFailed(f"{reason}; errors.policy {cfg.error_policy.value} takes it", attempts, settled=True)
 
     def _settle_record(self, topic: str, partition: int, msg: Message, error: str) -> None:
         """Skip or dead-letter a record user code kept failing on; the offset moves past it
@@ -593,17 +464,10 @@ class FunctionInstance:
             return
         where = f"{topic}[{partition}]@{msg.offset()}"
         if self.config.error_policy is ErrorPolicy.DEAD_LETTER:
-            assert self._changelog_producer is not None and self.config.dead_letter_topic is not None
-            headers = list(msg.headers() or []) + [
-                ("fs-bus.error", error.encode("utf-8", "replace")[:8192]),
-                ("fs-bus.function", self.name.encode()),
-                ("fs-bus.source.topic", topic.encode()),
-                ("fs-bus.source.partition", str(partition).encode()),
-                ("fs-bus.source.offset", str(msg.offset()).encode()),
-                ("fs-bus.node", self.node_id.encode()),
-            ]
-            self._produce(self._changelog_producer, self.config.dead_letter_topic, None, msg.key(), msg.value(),
-                          headers=headers)
+            assert self._outputs is not None and self.config.dead_letter_topic is not None
+            headers = dead_letter_headers(msg.headers(), error, self.name, topic, partition, msg.offset(),
+                                          self.node_id)
+            self._outputs.produce(self.config.dead_letter_topic, None, msg.key(), msg.value(), headers=headers)
             self.dead_lettered += 1
             self.metrics.dead_lettered()
             what = f"{self.dead_lettered} record(s) dead-lettered to {self.config.dead_letter_topic}"
@@ -616,138 +480,37 @@ class FunctionInstance:
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
-    def _produce(self, producer: Producer, topic: str, partition: int | None, key: bytes | None,
-                 value: bytes | None, headers: list | None = None) -> None:
-        # Delivery failures reach _on_delivery through the producer's config (see _open).
-        if producer is self._txn and not self._in_txn:
-            self._begin()
-        while True:
-            try:
-                producer.produce(topic, value, key, -1 if partition is None else partition, headers=headers)
-                return
-            except BufferError:
-                producer.poll(0.05)  # the output buffer is full: wait for the broker to catch up
-
-    def _begin(self) -> None:
-        assert self._txn is not None
-        self._txn.begin_transaction()
-        self._in_txn = True
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(f"{msg.topic()}: {err.str()}")
-
-    def _write_changelog(self, worker: PartitionWorker) -> int:
-        """Write what the worker's checkpoint sealed to its changelog partition (same number as
-        its input's); return how many records that was."""
-        assert worker.changelog is not None and self._changelog_producer is not None
-        topic = self._changelogs[worker.topic]
-        changes = worker.changelog.sealed()
-        for change in changes:
-            self._produce(self._changelog_producer, topic, worker.partition, encode_key(change.store, change.key),
-                          change.value)
-        return len(changes)
-
-    def _flush_and_commit(self, consumer: Consumer) -> None:
-        # Order matters (see the module doc): checkpoints, changelogs written, everything
-        # acknowledged (or the transaction committed), local state committed, offsets committed.
+    def _commit(self) -> None:
+        """A commit point (fs_bus.node.commit): checkpoints, changelogs, outputs acknowledged,
+        local state and input offsets committed, in that order."""
         with self._lock:
             workers = list(self.workers.values())
-        for w in workers:
-            self._emit(w.checkpoint(), f"checkpoint of {w.label}")
-        sealed = [(w, self._write_changelog(w)) for w in workers if w.sealed]
-        with self._lock:
-            offsets = [TopicPartition(w.topic, w.partition, w.next_offset)
-                       for w in self.workers.values() if w.next_offset is not None]
-        if self._txn is not None:
-            self._commit_transaction(consumer, offsets)
-        else:
-            self._flush_outputs()
-        now = int(time.time() * 1000)
-        for w, written in sealed:
-            # The offset after our records is at least this: the partition's end when the
-            # state was restored, plus what we wrote since (transaction markers and any
-            # zombie's writes only add to it). A lower bound is all a restore needs: it
-            # replays a few changes it already holds, never skips one.
-            w.changelog_next += written
-            assert w.changelog is not None
-            w.changelog.confirm(w.changelog_next, now)
-            w.sealed = False
-        if offsets and self._txn is None:
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                # e.g. a rebalance is under way; the records are replayed to the new owner.
-                log.warning("function %s: commit failed: %s", self.name, exc)
-
-    def _flush_outputs(self) -> None:
-        for producer in self._producers.values():
-            while producer.flush(5.0) > 0:
-                if self._stop.is_set() and self._delivery_errors:
-                    break
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors[:3], []
-            # Committing now would skip records whose results were lost.
-            raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
-
-    def _commit_transaction(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        """Outputs, changelog records and input offsets become visible together, or not at all."""
-        txn = self._txn
-        assert txn is not None
-        for producer in self._producers.values():
-            if producer is not txn:
-                producer.flush(30)
-        if not offsets and not self._in_txn:
-            return
-        try:
-            if not self._in_txn:
-                self._begin()
-            if offsets:
-                txn.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            txn.commit_transaction(60)
-            self._in_txn = False
-        except KafkaException as exc:
-            err = exc.args[0]
-            if isinstance(err, KafkaError) and err.txn_requires_abort():
-                self._abort()
-            raise FsBusError(f"function {self.name}: committing the transaction failed: {err}") from None
-        if self._delivery_errors:
-            errors, self._delivery_errors = self._delivery_errors[:3], []
-            raise FsBusError(f"function {self.name}: writing outputs failed: {'; '.join(errors)}")
-
-    def _abort(self) -> None:
-        if self._txn is None or not self._in_txn:
-            return
-        try:
-            self._txn.abort_transaction(30)
-        except KafkaException as exc:
-            log.warning("function %s: aborting the transaction failed: %s", self.name, exc)
-        self._in_txn = False
-        self._delivery_errors.clear()
+        assert self._outputs is not None
+        commit_point(workers, self._outputs, self._changelogs, now_ms)
 
     def _close(self, commit: bool) -> None:
         consumer, self._consumer = self._consumer, None
+        outputs = self._outputs
         if consumer is not None:
             try:
                 if commit:
-                    self._flush_and_commit(consumer)
-                elif self._exactly_once:
+                    self._commit()
+                elif outputs is not None and outputs.drops_uncommitted_on_failure:
                     # Nothing since the last commit may be committed now (leaving the group
                     # revokes, which commits what the workers did): drop it all first.
-                    self._abort()
+                    outputs.abort()
                     self._close_workers()
             except Exception as exc:  # noqa: BLE001
                 log.warning("function %s: final commit failed: %s", self.name, exc)
             finally:
-                self._abort()  # whatever was not committed is replayed by the next owner
+                if outputs is not None:
+                    outputs.abort()  # whatever was not committed is replayed by the next owner
                 consumer.close()  # leaves the group; revocation closes the workers
         self._close_workers()
-        self._abort()
-        for producer in self._producers.values():
-            producer.flush(10)
-        self._producers.clear()
-        self._targets = []
-        self._txn = None
+        if outputs is not None:
+            outputs.close()  # aborts what is left open, flushes the rest
+        self._outputs = None
+        self._emit = _no_outputs
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
@@ -764,22 +527,17 @@ class FunctionInstance:
                 log.warning("function %s: closing worker %s: %s", self.name, w.label, exc)
 
 
+def _no_outputs(emitted: Emitted | None, where: str | Callable[[], str], key: bytes | None = None) -> None:
+    """What the instance emits through while it has no outputs open (before _open, after _close)."""
+    if emitted is not None and emitted.records:
+        raise FsBusError("a function instance emitted records with its outputs closed")
+
+
 def _timed(run: Callable[[list[Message]], list[Emitted]], msgs: list[Message]) -> tuple[list[Emitted], float]:
     """Run a partition's batch and say how long it took (for the batch-duration histogram)."""
     started = time.perf_counter()
     results = run(msgs)
     return results, time.perf_counter() - started
-
-
-def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:
-    """Each source's watermark from its partitions' ``(source_id, highest timestamp seen)``:
-    the lowest over the partitions that have seen a record (-1: none yet), so an event
-    time is only promised once every busy partition of the source has passed it. Pure."""
-    marks: dict[int, int] = {}
-    for source, ts in partitions:
-        if ts >= 0:
-            marks[source] = min(marks.get(source, ts), ts)
-    return marks
 
 
 def _by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:

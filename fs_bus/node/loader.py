@@ -18,16 +18,17 @@ from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.cache import ArtifactCache
 from fs_bus.artifacts.python_bundle import PythonBundle, unpack
 from fs_bus.artifacts.signing import TrustedKeys
-from fs_bus.config.model import FunctionConfig, TaskType
+from fs_bus.config.model import TaskType
 from fs_bus.control.records import ArtifactKind, FunctionRecord
+from fs_bus.control.spec import FunctionSpec
 from fs_bus.errors import InvalidArtifact
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.node.instance import PartitionRuntime, ProcessorFactory
+from fs_bus.node.worker import PartitionRuntime, ProcessorFactory
 from fs_bus.observability.logs import function_logger
 from fs_bus.observability.metrics import NodeMetrics
-from fs_bus.runtime.wasm import LoadedComponent, WasiGrants, WasmEngine, WasmProcessor
-from fs_bus.state.changelog import changelog_topic
+from fs_bus.runtime.limits import limits, wasi_grants
+from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
 from fs_bus.state.restore import open_durable
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Loader:
         if self.metrics is not None:
             self.metrics.artifact_cache_misses.inc()
         with self._fetch_lock:
-            consumer = clients.consumer(self.settings, "artifacts", **{"enable.partition.eof": True})
+            consumer = clients.end_reader(self.settings, "artifacts")
             try:
                 data = artifact_store.fetch(consumer, manifest)
             finally:
@@ -68,16 +69,17 @@ class Loader:
         log.info("fetched artifact %s (%d bytes) for %s", manifest.sha256[:12], len(data), record.name)
         return data
 
-    def prepare(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
+    def prepare(self, spec: FunctionSpec) -> ProcessorFactory:
+        record, config = spec.record, spec.valid
         if self.trusted is not None:  # before a byte is fetched
             self.trusted.verify(record.name, record.config_yaml, record.artifact)
         if config.type is TaskType.PYTHON:
-            return self._prepare_python(record, config)
+            return self._prepare_python(spec)
         if record.artifact.kind is not ArtifactKind.WASM_COMPONENT:
             raise InvalidArtifact(f"function {record.name!r}: a processor needs a WebAssembly component, "
                                   f"the artifact is {record.artifact.kind.value}")
         component = self._load(record.artifact.sha256, self.artifact(record))
-        return self._wasm_factory(record, config, component)
+        return self._wasm_factory(spec, component)
 
     def _load(self, sha256: str, wasm: bytes) -> LoadedComponent:
         """The engine's component, counted as a compiled-cache hit (memory or disk) or a compilation."""
@@ -92,20 +94,16 @@ class Loader:
         self._loaded.add(sha256.lower())
         return component
 
-    def changelog_topics(self, record: FunctionRecord, config: FunctionConfig) -> dict[str, str]:
-        """Each input topic's changelog topic, for the record's state generation."""
-        return {i.topic: changelog_topic(self.namespace, record.name, record.state_generation, i.topic)
-                for i in config.inputs}
-
     def _state_path(self, record: FunctionRecord, topic: str, partition: int) -> Path:
         directory = self.function_state_dir(record.name) / f"g{record.state_generation}"
         directory.mkdir(parents=True, exist_ok=True)
         return directory / f"{topic}-{partition}.sqlite"
 
-    def _restore(self, record: FunctionRecord, config: FunctionConfig, topic: str, partition: int):
+    def _restore(self, spec: FunctionSpec, topic: str, partition: int):
         """The partition's local state, caught up with its changelog (on the input's cluster)."""
-        changelog = self.changelog_topics(record, config)[topic]
-        settings = self.settings.for_servers(config.inputs[0].bootstrap_servers)
+        record = spec.record
+        changelog = spec.changelog_topics(self.namespace)[topic]
+        settings = self.settings.for_servers(spec.input_servers)
         state, restored = open_durable(self._state_path(record, topic, partition), settings, changelog, partition)
         if restored.records or restored.discarded:
             log.info("function %s: restored %s:%d from %s (%d records%s) in %.2f s", record.name, topic, partition,
@@ -113,15 +111,12 @@ class Loader:
                      restored.seconds)
         return state
 
-    def _wasm_factory(self, record: FunctionRecord, config: FunctionConfig,
-                      component: LoadedComponent) -> ProcessorFactory:
-        budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
-        # Exactly what the config grants; nothing else (see config key `wasi`).
-        grants = WasiGrants(env=dict(config.wasi.env), preopens=[(d.host, d.guest) for d in config.wasi.dirs],
-                            read_only=frozenset(d.guest for d in config.wasi.dirs if d.read_only))
+    def _wasm_factory(self, spec: FunctionSpec, component: LoadedComponent) -> ProcessorFactory:
+        record, config, budget = spec.record, spec.valid, spec.call_budget_s
+        grants = wasi_grants(config)  # exactly what the config grants (see config key `wasi`)
 
         def factory(topic: str, partition: int) -> PartitionRuntime:
-            state = self._restore(record, config, topic, partition)
+            state = self._restore(spec, topic, partition)
             guest_log = function_logger(record.name, topic, partition)
             try:
                 processor = WasmProcessor(self.engine, component, dict(config.init_config),
@@ -135,17 +130,19 @@ class Loader:
             return PartitionRuntime(processor, state, state, position[0] if position else 0)
         return factory
 
-    def _prepare_python(self, record: FunctionRecord, config: FunctionConfig) -> ProcessorFactory:
+    def _prepare_python(self, spec: FunctionSpec) -> ProcessorFactory:
+        record, config = spec.record, spec.valid
         if record.artifact.kind is not ArtifactKind.PYTHON_MODULES:
             raise InvalidArtifact(f"function {record.name!r} has type 'python', but its artifact is "
                                   f"{record.artifact.kind.value}, not python modules")
         bundle = self.artifact(record)
         modules, _ = unpack(bundle)  # refuse a broken bundle here, once, not in every partition
         if config.python_runtime == "wasm":
-            return self._prepare_python_in_wasm(record, config, modules)
-        budget = max(0.1, config.processor_runtime.control_timeout_ms / 1000)
-        memory = config.processor_runtime.memory_limit_mb or None
-        cpu = config.processor_runtime.cpu_limit_seconds or None
+            return self._prepare_python_in_wasm(spec, modules)
+        granted = limits(config)
+        budget = granted.call_budget_s
+        memory = granted.memory_limit_mb or None
+        cpu = granted.cpu_limit_s or None
 
         from fs_bus.runtime.python import PythonProcessor  # only nodes that run Python functions need it
         from fs_bus.runtime.python import venv
@@ -156,7 +153,7 @@ class Loader:
 
         def factory(topic: str, partition: int) -> PartitionRuntime:
             # Restored here, then handed to the function's own process, which owns it from then on.
-            state = self._restore(record, config, topic, partition)
+            state = self._restore(spec, topic, partition)
             position = state.position()
             path = state.local.path
             state.close()
@@ -167,15 +164,14 @@ class Loader:
             return PartitionRuntime(processor, None, processor, position[0] if position else 0)
         return factory
 
-    def _prepare_python_in_wasm(self, record: FunctionRecord, config: FunctionConfig,
-                                bundle: PythonBundle) -> ProcessorFactory:
+    def _prepare_python_in_wasm(self, spec: FunctionSpec, bundle: PythonBundle) -> ProcessorFactory:
         """Run the function's modules inside the Python runtime component: the host hands
         them over with the world's ``fs-exec``, then drives it like any component."""
         from fs_bus.runtime.python_wasm import runtime_component
 
         runtime = runtime_component(self.engine_cache_dir / "python-runtime")
         component = self._load(hashlib.sha256(runtime).hexdigest(), runtime)
-        wasm_factory = self._wasm_factory(record, config, component)
+        wasm_factory = self._wasm_factory(spec, component)
 
         def factory(topic: str, partition: int) -> PartitionRuntime:
             runtime = wasm_factory(topic, partition)

@@ -13,17 +13,16 @@ import logging
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from fs_bus import __version__
 from fs_bus.artifacts.cache import ArtifactCache
 from fs_bus.artifacts.signing import TrustedKeys
-from fs_bus.calls.records import CallReply, decode_request, encode_reply
-from fs_bus.config.validate import parse_config
+from fs_bus.calls.records import CallReply, encode_reply
+from fs_bus.calls.router import route
+from fs_bus.clock import now_ms
 from fs_bus.control.store import ControlState
-from fs_bus.errors import FsBusError
 from fs_bus.kafka import clients
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings
@@ -34,19 +33,14 @@ from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
 from fs_bus.observability.logs import LOGGER_PREFIX, KafkaLogHandler
 from fs_bus.observability.metrics import InstanceView, NodeMetrics
 from fs_bus.runtime.wasm import WasmEngine
-from fs_bus.status.records import (
-    FunctionStatus, NodeHeartbeat, ObservedState, encode_heartbeat, encode_status, function_key, node_key,
-)
+from fs_bus.status.records import FunctionStatus, NodeHeartbeat, ObservedState
+from fs_bus.status.store import StatusWriter
 
 log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("FS_BUS_CACHE_DIR") or Path.home() / ".cache" / "fs-bus")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -86,7 +80,8 @@ class Node:
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance
         self.started_at = now_ms()
         self._wake = threading.Event()  # an instance changed state: publish soon
-        self._status_producer = clients.producer(settings, "node-status")
+        self._status_producer = clients.producer(settings, "node-status")  # status and call replies
+        self.status = StatusWriter(self._status_producer, self.topics.status)
         self.ready = threading.Event()  # set once the control log has been read to its end
         self._beats_stop = threading.Event()
         self._beating = threading.Thread(target=self._beat, name="node-heartbeat", daemon=True)
@@ -98,10 +93,11 @@ class Node:
         clients.check_reachable(clients.admin(self.settings), self.settings.bootstrap_servers)
         ensure_topics(clients.admin(self.settings), self.topics)
         self._start_observability()
-        reader = TopicReader(clients.consumer(self.settings, "node-control"), self.topics.control)
+        reader = TopicReader(clients.reader(self.settings, "node-control"), self.topics.control)
         # Calls asked before this node started were answered by others, or have expired.
-        calls = TopicReader(clients.consumer(self.settings, "node-calls"), self.topics.calls, from_end=True)
+        calls = TopicReader(clients.reader(self.settings, "node-calls"), self.topics.calls, from_end=True)
         log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
+        log.info("node %s: WebAssembly host: %s", self.node_id, self.engine.describe_host())
         try:
             self._heartbeat()
             # Beats on their own thread: stopping an instance whose output is throttled may
@@ -118,7 +114,7 @@ class Node:
                     self._wake.clear()
                     self._reconcile()
                 for msg in calls.poll(0):
-                    self._dispatch_call(msg)
+                    route(msg, self._callee, self.node_id)
         finally:
             self._shutdown()
             reader.close()
@@ -126,9 +122,7 @@ class Node:
 
     def _start_observability(self) -> None:
         """Guest log lines to the logs topic; /metrics if a port was given."""
-        producer = clients.producer(self.settings, "node-logs", **{
-            # Bounded: a full queue drops lines (counted) instead of blocking user code.
-            "queue.buffering.max.messages": 100_000, "linger.ms": 100, "enable.idempotence": False})
+        producer = clients.log_producer(self.settings)
         self._log_handler = KafkaLogHandler(producer, self.topics.logs, self.node_id,
                                             on_sent=self.metrics.log_lines.inc,
                                             on_dropped=self.metrics.log_lines_dropped.inc)
@@ -154,16 +148,9 @@ class Node:
             return False
         return True
 
-    def _dispatch_call(self, msg) -> None:
-        try:
-            request = decode_request(msg.value())
-        except FsBusError as exc:
-            log.warning("node %s: skipped call record %s[%d]@%d: %s", self.node_id, msg.topic(), msg.partition(),
-                        msg.offset(), exc)
-            return
-        entry = self.entries.get(request.function)
-        if entry is not None and entry.instance is not None:
-            entry.instance.submit_call(request)
+    def _callee(self, name: str) -> FunctionInstance | None:
+        entry = self.entries.get(name)
+        return entry.instance if entry is not None else None
 
     def _send_reply(self, reply: CallReply) -> None:
         self._status_producer.produce(self.topics.replies, key=reply.id.encode(), value=encode_reply(reply))
@@ -198,7 +185,7 @@ class Node:
             self.entries.pop(name, None)
             self.loader.drop_state(name)
             self.metrics.forget(name)
-            self._write_status(function_key(name, self.node_id), None)
+            self.status.function(name, self.node_id, None)
             log.info("node %s: removed %s", self.node_id, name)
             return
         assert rec is not None
@@ -206,16 +193,16 @@ class Node:
             entry.instance.stop()
             entry.instance = None
         if action.verb in (Verb.START, Verb.RESTART):
-            try:
-                config = parse_config(rec.config_yaml)  # anyone can write the topic: validate again
-            except FsBusError as exc:
-                self._fail(name, rec, f"invalid config: {exc}")
+            spec = self.control.spec(name)
+            assert spec is not None and spec.record is rec
+            if spec.config is None:  # anyone can write the topic: its config was validated again
+                self._fail(name, rec, f"invalid config: {spec.error}")
                 return
             self.loader.drop_other_generations(rec)
-            instance = FunctionInstance(name, config, lambda: self.loader.prepare(rec, config),
+            instance = FunctionInstance(name, spec.config, lambda: self.loader.prepare(spec),
                                         self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id,
-                                        changelog_topics=self.loader.changelog_topics(rec, config),
-                                        transactional_id=f"fs-bus.{self.options.namespace}.{name}.{self.node_id}",
+                                        changelog_topics=spec.changelog_topics(self.options.namespace),
+                                        transactional_id=spec.transactional_id(self.options.namespace, self.node_id),
                                         metrics=self.metrics.for_function(name))
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
@@ -252,7 +239,7 @@ class Node:
                 continue
             status = FunctionStatus(name, self.node_id, entry.observed.record.revision, entry.observed.state,
                                     error, partitions, now_ms())
-            self._write_status(function_key(name, self.node_id), encode_status(status))
+            self.status.function(name, self.node_id, status)
             entry.published = snapshot
 
     def _beat(self) -> None:
@@ -266,22 +253,18 @@ class Node:
         running = sum(1 for e in list(self.entries.values()) if e.instance is not None)
         hb = NodeHeartbeat(self.node_id, socket.gethostname(), os.getpid(), __version__, self.started_at,
                            now_ms(), int(self.options.heartbeat_interval_s * 1000), running)
-        self._write_status(node_key(self.node_id), encode_heartbeat(hb))
-
-    def _write_status(self, key: bytes, value: bytes | None) -> None:
-        self._status_producer.produce(self.topics.status, key=key, value=value)
-        self._status_producer.poll(0)
+        self.status.heartbeat(self.node_id, hb)
 
     def _shutdown(self) -> None:
         log.info("node %s: shutting down", self.node_id)
         for name, entry in list(self.entries.items()):
             if entry.instance is not None:
                 entry.instance.stop()
-            self._write_status(function_key(name, self.node_id), None)
+            self.status.function(name, self.node_id, None)
         self._beats_stop.set()  # the last beat must not follow the goodbye
         if self._beating.is_alive():
             self._beating.join(10)
-        self._write_status(node_key(self.node_id), None)
+        self.status.heartbeat(self.node_id, None)
         self._status_producer.flush(10)
         if self._log_handler is not None:  # after the instances: their last lines go out too
             logging.getLogger(LOGGER_PREFIX).removeHandler(self._log_handler)

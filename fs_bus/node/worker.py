@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Protocol
-
-from confluent_kafka import Message
+from typing import Callable, Protocol
 
 from fs_bus.errors import BatchFailed
+from fs_bus.kafka.types import Message
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
 from fs_bus.state.changelog import Change
@@ -46,6 +45,21 @@ class Changelogged(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class PartitionRuntime:
+    """What a partition worker runs: user code, the state it sees, and that state's changelog side."""
+
+    processor: Processor
+    state: StateBackend | None  # None: the state lives with the processor (a Python function's process)
+    changelog: Changelogged | None = None
+    changelog_next: int = 0  # the changelog partition's offset after what the state holds
+
+
+# Given the function's code (the loader prepares it), build each partition worker's
+# runtime, its state restored: called with the partition's topic and number.
+ProcessorFactory = Callable[[str, int], PartitionRuntime]
+
+
 @dataclass
 class PartitionWorker:
     topic: str
@@ -54,7 +68,6 @@ class PartitionWorker:
     processor: Processor
     state: StateBackend | None = None
     next_offset: int | None = None  # first offset not yet processed (what to commit)
-    processed: int = 0
     dirty: bool = False  # processed records since the last checkpoint
     max_timestamp: int = -1
     watermark_sent: int = -1
@@ -87,7 +100,6 @@ class PartitionWorker:
         if not done:
             return
         self.next_offset = done[-1].offset() + 1
-        self.processed += len(done)
         self.dirty = True
         for m in done:
             ts_type, ts = m.timestamp()
@@ -126,3 +138,14 @@ class PartitionWorker:
     @property
     def label(self) -> str:
         return f"{self.topic}:{self.partition}"
+
+
+def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:
+    """Each source's watermark from its partitions' ``(source_id, highest timestamp seen)``:
+    the lowest over the partitions that have seen a record (-1: none yet), so an event
+    time is only promised once every busy partition of the source has passed it. Pure."""
+    marks: dict[int, int] = {}
+    for source, ts in partitions:
+        if ts >= 0:
+            marks[source] = min(marks.get(source, ts), ts)
+    return marks

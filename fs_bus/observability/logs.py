@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import orjson
-from confluent_kafka import Producer
+from fs_bus.kafka.types import Producer
 
 from fs_bus.errors import DecodeError
 

@@ -13,7 +13,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Callable, Iterator
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
+from fs_bus.kafka.types import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from fs_bus.errors import DecodeError, FsBusError, KafkaUnavailable
 from fs_bus.observability.logs import LogLine, decode_log_line

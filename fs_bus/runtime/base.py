@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Protocol
 
+from fs_bus.api.emitted import Emitted, OutputRecord  # noqa: F401 - re-exported: the runtimes name them here
 from fs_bus.errors import BatchFailed, GuestError
 from fs_bus.runtime.framing import InputRecord
-
-
-# An emitted record: (target_id, data), whose key is the input record's, or
-# (target_id, data, key, headers), whose key and headers the function chose
-# (None: no key, no headers). target_id indexes the function's ``outputs``.
-OutputRecord = tuple[int, bytes] | tuple[int, bytes | None, bytes | None, list[tuple[str, bytes | None]] | None]
-
-
-@dataclass(slots=True)
-class Emitted:
-    """What one call into user code produced.
-
-    ``records`` are :data:`OutputRecord` s. ``watermarks`` are ``(target_id, watermark)``.
-    """
-
-    records: list[OutputRecord] = field(default_factory=list)
-    watermarks: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Processor(Protocol):

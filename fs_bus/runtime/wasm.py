@@ -85,11 +85,19 @@ from fs_bus.errors import ArtifactError, GuestError, GuestTimeout, InvalidArtifa
 from fs_bus.errors import BatchFailed
 from fs_bus.runtime.base import Emitted, process_one_by_one
 from fs_bus.runtime.framing import InputRecord, Record, decode_output, encode_input
-from fs_bus.runtime import wasm_bytes
 from fs_bus.state.backend import MemoryBackend, StateBackend, StateError
 from fs_bus.state.kv import ComplexKey, KvIterator, KvStore
 
+try:
+    from fs_bus import _native  # type: ignore[attr-defined]
+    _NATIVE_MISSING = ""
+except ImportError as exc:  # not built on this machine: the wasmtime-py host runs instead
+    _native = None
+    _NATIVE_MISSING = str(exc)
+
 log = logging.getLogger(__name__)
+
+HOSTS = ("native", "python")
 
 COLLECTOR = "functionstream:core/collector@0.1.0"
 KV = "functionstream:core/kv@0.1.0"
@@ -169,6 +177,7 @@ class LoadedComponent:
     from_cache: bool  # deserialized from the on-disk compiled cache, not compiled
     # export name -> its WIT signature, for exports that have two published forms
     export_types: Mapping[str, str] = field(default_factory=dict)
+    native: bool = False  # compiled by the native host (``component`` is a NativeComponent)
 
     @property
     def needs_wasi(self) -> bool:
@@ -212,24 +221,57 @@ class WasiGrants:
         return wasi
 
 
+def wasm_host(requested: str | None = None) -> str:
+    """Which host runs components: ``native`` (the ``fs_bus._native`` extension,
+    built from ``native/`` at install) or ``python`` (wasmtime-py). ``requested``,
+    else ``$FS_BUS_WASM_HOST``, else ``auto``: native when the extension is there."""
+    choice = (requested or os.environ.get("FS_BUS_WASM_HOST") or "auto").strip().lower()
+    if choice not in HOSTS and choice != "auto":
+        raise ValueError(f"FS_BUS_WASM_HOST={choice!r}: expected one of auto, {', '.join(HOSTS)}")
+    if choice == "python":
+        return "python"
+    if _native is not None:
+        return "native"
+    if choice == "native":
+        raise RuntimeError(
+            f"the native WebAssembly host (fs_bus._native) is not built: {_NATIVE_MISSING}; "
+            "reinstall with a Rust toolchain on PATH (`pip install -e .`), or set FS_BUS_WASM_HOST=python"
+        )
+    return "python"
+
+
 class WasmEngine:
     """One per node: the wasmtime Engine, its epoch ticker and the component cache.
 
+    ``host`` (see :func:`wasm_host`) picks the native host or wasmtime-py; both run
+    the same components with the same semantics, the native one about 10-100x
+    faster per record and per kv call.
+
     ``cache_dir`` (optional) holds compiled components as
-    ``<sha256>-wasmtime<version>.cwasm``: compiling a 20 MB component takes
-    seconds, deserializing it a tenth of a second.
+    ``<sha256>-wasmtime<version>.cwasm`` (``-native-wasmtime<version>`` for the
+    native host): compiling a 20 MB component takes seconds, deserializing it a
+    tenth of a second.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike[str] | None = None, *, tick_s: float = 0.05) -> None:
+    def __init__(self, cache_dir: str | os.PathLike[str] | None = None, *, tick_s: float = 0.05,
+                 host: str | None = None) -> None:
         if tick_s <= 0:
             raise ValueError(f"tick_s must be > 0, got {tick_s}")
-        config = wasmtime.Config()
-        config.wasm_component_model = True
-        # Epoch interruption is the cheap way to bound a call's wall time: the
-        # guest checks a counter at loop heads and function entries, and the
-        # ticker thread below bumps it.
-        config.epoch_interruption = True
-        self.engine = wasmtime.Engine(config)
+        self.host = wasm_host(host)
+        self.native: Any = None
+        if self.host == "native":
+            # Its own engine and ticker thread; wasmtime-py stays untouched.
+            self.native = _native.NativeEngine(tick_s)
+            self.engine = None
+        else:
+            _patch_wasmtime_py()
+            config = wasmtime.Config()
+            config.wasm_component_model = True
+            # Epoch interruption is the cheap way to bound a call's wall time: the
+            # guest checks a counter at loop heads and function entries, and the
+            # ticker thread below bumps it.
+            config.epoch_interruption = True
+            self.engine = wasmtime.Engine(config)
         self.tick_s = tick_s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         if self.cache_dir is not None:
@@ -243,7 +285,15 @@ class WasmEngine:
         self._load_lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name="wasm-epoch-ticker", daemon=True)
-        self._ticker.start()
+        if self.engine is not None:  # the native engine ticks on a thread of its own
+            self._ticker.start()
+
+    def describe_host(self) -> str:
+        """Which host runs components here, for the node's log and ``fs-bus --version``-like reports."""
+        if self.native is not None:
+            return f"native (the wasmtime {_native.WASMTIME_VERSION} crate, fs_bus._native)"
+        why = f"; the native host is not built: {_NATIVE_MISSING}" if _NATIVE_MISSING else " (FS_BUS_WASM_HOST=python)"
+        return f"python (wasmtime-py {WASMTIME_VERSION}){why}"
 
     def _tick(self) -> None:
         # increment_epoch is a relaxed atomic add in wasmtime: safe from any thread.
@@ -258,6 +308,8 @@ class WasmEngine:
     def cache_path(self, sha256: str) -> Path | None:
         if self.cache_dir is None:
             return None
+        if self.native is not None:
+            return self.cache_dir / f"{sha256}-native-wasmtime{_native.WASMTIME_VERSION}.cwasm"
         return self.cache_dir / f"{sha256}-wasmtime{WASMTIME_VERSION}.cwasm"
 
     def load(self, sha256: str, wasm: bytes) -> LoadedComponent:
@@ -278,7 +330,10 @@ class WasmEngine:
                 raise ArtifactError(f"component bytes hash to {actual}, expected {sha256}")
             _check_header(wasm)
             component, from_cache = self._compile_or_deserialize(sha256, wasm)
-            loaded = _describe(self.engine, sha256, component, from_cache)
+            if self.native is not None:
+                loaded = _describe(sha256, component, component.describe(), from_cache, native=True)
+            else:
+                loaded = _describe(sha256, component, _view(self.engine, component), from_cache)
             self._loaded[sha256] = loaded
             return loaded
 
@@ -289,15 +344,19 @@ class WasmEngine:
                 # Read, don't mmap (deserialize_file): a component mapped from the
                 # file would fault (SIGBUS) if anyone truncated or rewrote the file
                 # in place while it is alive. The copy costs milliseconds.
-                component = wc.Component.deserialize(self.engine, _verified(path.read_bytes()))
+                data = _verified(path.read_bytes())
+                if self.native is not None:
+                    component = self.native.deserialize(data)
+                else:
+                    component = wc.Component.deserialize(self.engine, data)
                 self.deserialized += 1
                 return component, True
             except (OSError, ValueError, wasmtime.WasmtimeError) as e:
                 # Corrupt, truncated, or written by another wasmtime/config: rebuild it.
                 log.warning("compiled cache %s is unusable (%s); recompiling", path, _first_line(str(e)))
         try:
-            component = wc.Component(self.engine, wasm)
-        except wasmtime.WasmtimeError as e:
+            component = self.native.compile(wasm) if self.native is not None else wc.Component(self.engine, wasm)
+        except (ValueError, wasmtime.WasmtimeError) as e:
             raise InvalidArtifact(f"not a valid WebAssembly component: {_cause(str(e))}") from None
         self.compiled += 1
         if path is not None:
@@ -317,7 +376,7 @@ class WasmEngine:
             except BaseException:
                 os.unlink(tmp)
                 raise
-        except (OSError, wasmtime.WasmtimeError) as e:
+        except (OSError, ValueError, wasmtime.WasmtimeError) as e:
             # The cache only saves time; a node with a full disk still runs.
             log.warning("could not write compiled cache %s: %s", path, e)
 
@@ -325,6 +384,8 @@ class WasmEngine:
         """Stop the epoch ticker. Close the processors first: after this, calls
         can no longer be interrupted."""
         self._stop.set()
+        if self.native is not None:
+            self.native.close()
         if self._ticker.is_alive() and self._ticker is not threading.current_thread():
             self._ticker.join(timeout=1.0)
 
@@ -384,11 +445,25 @@ def _lower_result(self: wc.ResultType, store: Any, val: Any, ptr: Any) -> None:
     return _stock_result_to_c(self, store, val, ptr)
 
 
-# Values other than _Err lower exactly as before, so nothing else in the process
-# notices. See the module docstring for the bug this works around.
-wc.ResultType.convert_to_c = _lower_result  # type: ignore[method-assign]
-# list<u8> by bulk copies rather than element by element (see wasm_bytes).
-wasm_bytes.install()
+_patched = False
+wasm_bytes: Any = None  # fs_bus.runtime.wasm_bytes, once the wasmtime-py host is used
+
+
+def _patch_wasmtime_py() -> None:
+    """What the wasmtime-py host needs of wasmtime-py, installed when the first
+    engine of that host is made (never on the native host's road): lowering an
+    explicit err case (values other than _Err lower exactly as before, so nothing
+    else in the process notices; see the module docstring for the bug), and
+    ``list<u8>`` by bulk copies rather than element by element (see wasm_bytes)."""
+    global _patched, wasm_bytes
+    if _patched:
+        return
+    # wasm_bytes reaches into wasmtime-py's private modules: loaded for this host only.
+    from fs_bus.runtime import wasm_bytes
+
+    wc.ResultType.convert_to_c = _lower_result  # type: ignore[method-assign]
+    wasm_bytes.install()
+    _patched = True
 
 
 def _kv_error(e: Exception) -> wc.Variant:
@@ -564,9 +639,15 @@ class _GuestOutput:
             self._offsets[stream] = offset + len(data)
             if self._offsets[stream] >= self.compact_at:
                 os.ftruncate(fd, 0)
-            for line in data.removesuffix(b"\n").split(b"\n"):
-                for i in range(0, max(len(line), 1), self.max_line):
-                    self._emit(stream, line[i : i + self.max_line])
+            self.write(stream, data)
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Log ``data`` that the guest wrote to ``stream``, a record per line."""
+        if not data:
+            return
+        for line in data.removesuffix(b"\n").split(b"\n"):
+            for i in range(0, max(len(line), 1), self.max_line):
+                self._emit(stream, line[i : i + self.max_line])
 
     def close(self) -> None:
         try:
@@ -624,6 +705,11 @@ class _BatchFiles:
 class WasmProcessor:
     """One instance of a component, owned by one partition worker.
 
+    ``WasmProcessor(engine, component, ...)`` gives the instance of the host that
+    compiled ``component`` (like ``pathlib.Path`` giving a ``PosixPath``): a
+    :class:`~fs_bus.runtime.wasm_native.NativeWasmProcessor` or a
+    :class:`PyWasmProcessor`, with the same methods and the same semantics.
+
     ``state``: the partition's state back end, which the guest reaches through
     ``functionstream:core/kv`` (a fresh :class:`MemoryBackend` if None). The
     processor checkpoints it in :meth:`take_checkpoint`; it closes a backend it
@@ -632,6 +718,51 @@ class WasmProcessor:
     (default: logger ``fs_bus.guest.<function_name>``).
     ``wasi``: what a WASI guest may reach (default: nothing, see :class:`WasiGrants`).
     """
+
+    _broken: bool
+    _component: LoadedComponent
+
+    def __new__(cls, engine: WasmEngine, component: LoadedComponent, *args: Any, **kwargs: Any) -> WasmProcessor:
+        if cls is WasmProcessor:
+            if component.native:
+                from fs_bus.runtime.wasm_native import NativeWasmProcessor
+
+                cls = NativeWasmProcessor
+            else:
+                cls = PyWasmProcessor
+        return object.__new__(cls)
+
+    @property
+    def broken(self) -> bool:
+        """True after a trap or a timeout: wasmtime refuses further calls."""
+        return self._broken
+
+    @property
+    def parallel_batches(self) -> bool:
+        """Whether batches of several instances gain from running on threads at once:
+        a fast-world batch is one call that runs without the GIL; the reference world's
+        per-record calls and emits would only trade the GIL back and forth."""
+        return self.fast
+
+    @property
+    def fast(self) -> bool:
+        """True if the guest takes batches of records as bytes (fs-bus:batch)."""
+        return self._component.fast
+
+    def flush_state(self) -> None:
+        """Make every kv write the guest made visible in the state back end (for
+        callers that read the back end while the instance runs). The wasmtime-py
+        host writes through, so it has nothing to do."""
+
+    def __enter__(self) -> WasmProcessor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class PyWasmProcessor(WasmProcessor):
+    """The wasmtime-py host's instance (see :class:`WasmProcessor`)."""
 
     def __init__(
         self,
@@ -761,26 +892,9 @@ class WasmProcessor:
         # process() result: dropping it silently would lose records.
 
     @property
-    def broken(self) -> bool:
-        """True after a trap or a timeout: wasmtime refuses further calls."""
-        return self._broken
-
-    @property
     def open_kv_handles(self) -> dict[str, int]:
         """How many kv ``store`` and ``iterator`` handles the guest holds open."""
         return {"store": len(self._kv.store_handles), "iterator": len(self._kv.iterators)}
-
-    @property
-    def parallel_batches(self) -> bool:
-        """Whether batches of several instances gain from running on threads at once:
-        a fast-world batch is one call that runs without the GIL; the reference world's
-        per-record calls and emits would only trade the GIL back and forth."""
-        return self.fast
-
-    @property
-    def fast(self) -> bool:
-        """True if the guest takes batches of records as bytes (fs-bus:batch)."""
-        return self._process_batch is not None
 
     def process(self, source_id: int, data: bytes | bytearray | memoryview) -> Emitted:
         if self._fs_process is None:  # a fast-path guest: a batch of one
@@ -1053,11 +1167,6 @@ class WasmProcessor:
             self._owns_state = False
             self.state.close()
 
-    def __enter__(self) -> WasmProcessor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --- helpers ------------------------------------------------------------------
@@ -1123,45 +1232,65 @@ def _check_header(wasm: bytes) -> None:
         )
 
 
-def _check_import(
-    engine: wasmtime.Engine, import_types: Mapping[str, Any], iface: str, funcs: Mapping[str, str], types: frozenset[str]
-) -> None:
-    """The host functions we define are untyped (wasmtime-py's add_func): refuse
-    a component whose import of ``iface`` does not match the WIT."""
-    if iface not in import_types:
+# A component's imports and exports as both hosts render them (see
+# ``native/src/describe.rs``): a function's WIT signature, a dict of an interface
+# instance's members, or the kind of anything else. One set of checks serves both.
+ItemView = "str | dict[str, ItemView]"
+
+
+def _view(engine: wasmtime.Engine, component: wc.Component) -> dict[str, dict[str, Any]]:
+    """wasmtime-py's view of ``component`` (the native host's is ``describe()``)."""
+
+    def item(ty: Any) -> Any:
+        if isinstance(ty, wc.ComponentInstanceType):
+            return {name: item(ext.ty) for name, ext in ty.exports(engine).items()}
+        return _wit_item(ty)
+
+    ty = component.type
+    return {
+        "imports": {name: item(ext.ty) for name, ext in ty.imports(engine).items()},
+        "exports": {name: item(ext.ty) for name, ext in ty.exports(engine).items()},
+    }
+
+
+def _kind(item: Any) -> str:
+    return "ComponentInstanceType" if isinstance(item, dict) else str(item)
+
+
+def _check_import(imports: Mapping[str, Any], iface: str, funcs: Mapping[str, str], types: frozenset[str]) -> None:
+    """The host functions are defined for the WIT: refuse a component whose import
+    of ``iface`` does not match it, with a message naming the difference."""
+    if iface not in imports:
         return
-    instance = import_types[iface].ty
-    if not isinstance(instance, wc.ComponentInstanceType):
-        raise InvalidArtifact(f"import {iface} is a {type(instance).__name__}, not an interface instance")
-    for name, ext in instance.exports(engine).items():
-        item = ext.ty
-        if name in types and not isinstance(item, wc.FuncType):
+    instance = imports[iface]
+    if not isinstance(instance, dict):
+        raise InvalidArtifact(f"import {iface} is a {_kind(instance)}, not an interface instance")
+    for name, got in instance.items():
+        is_func = isinstance(got, str) and got.startswith("func(")
+        if name in types and not is_func:
             continue
         expected = funcs.get(name)
         if expected is None:
             raise InvalidArtifact(f"import {iface} asks for {name!r}, which the interface does not have")
-        got = _wit_item(item)
-        if got != expected:
-            raise InvalidArtifact(f"import {iface}#{name} has type {got}, but the interface says {expected}")
+        if _kind(got) != expected:
+            raise InvalidArtifact(f"import {iface}#{name} has type {_kind(got)}, but the interface says {expected}")
 
 
-def _describe(engine: wasmtime.Engine, sha256: str, component: wc.Component, from_cache: bool) -> LoadedComponent:
-    ty = component.type
-    import_types = ty.imports(engine)
-    imports = frozenset(import_types)
-    _check_import(engine, import_types, COLLECTOR, COLLECTOR_FUNCS, frozenset())
-    _check_import(engine, import_types, KV, KV_FUNCS, KV_TYPES)
+def _describe(sha256: str, component: Any, view: Mapping[str, Mapping[str, Any]], from_cache: bool,
+              *, native: bool = False) -> LoadedComponent:
+    imports, exports = view["imports"], view["exports"]
+    _check_import(imports, COLLECTOR, COLLECTOR_FUNCS, frozenset())
+    _check_import(imports, KV, KV_FUNCS, KV_TYPES)
     export_types: dict[str, str] = {}
-    for name, ext in ty.exports(engine).items():
+    for name, item in exports.items():
         if name == BATCH:
-            _check_batch_export(engine, ext.ty)
+            _check_batch_export(item)
             export_types[name] = "instance"
             continue
         accepted = PROCESSOR_EXPORTS.get(name)
         if accepted is None:
             continue  # extra exports are none of our business
-        item = ext.ty
-        got = _wit_item(item)
+        got = _kind(item)
         if got not in accepted:
             raise InvalidArtifact(
                 f"export {name} has type {got}, but the processor world says {' or '.join(accepted)}"
@@ -1171,22 +1300,21 @@ def _describe(engine: wasmtime.Engine, sha256: str, component: wc.Component, fro
         raise InvalidArtifact(
             "component does not export fs-process: func(source-id: u32, data: list<u8>) "
             f"(the functionstream:core processor world) nor {BATCH} (fs-bus's fast-processor world); "
-            f"its exports are: {', '.join(sorted(ty.exports(engine))) or 'none'}"
+            f"its exports are: {', '.join(sorted(exports)) or 'none'}"
         )
-    return LoadedComponent(sha256, component, frozenset(export_types), imports, from_cache, export_types)
+    return LoadedComponent(sha256, component, frozenset(export_types), frozenset(imports), from_cache,
+                           export_types, native)
 
 
-def _check_batch_export(engine: wasmtime.Engine, item: Any) -> None:
-    if not isinstance(item, wc.ComponentInstanceType):
-        raise InvalidArtifact(f"export {BATCH} is a {type(item).__name__}, not an interface instance")
-    exports = {name: ext.ty for name, ext in item.exports(engine).items()}
+def _check_batch_export(item: Any) -> None:
+    if not isinstance(item, dict):
+        raise InvalidArtifact(f"export {BATCH} is a {_kind(item)}, not an interface instance")
     for name, expected in BATCH_FUNCS.items():
-        got = exports.get(name)
+        got = item.get(name)
         if got is None:
             raise InvalidArtifact(f"export {BATCH} lacks {name}: {expected} (see wit/fs-bus/batch.wit)")
-        got_ty = _wit_item(got)
-        if got_ty != expected:
-            raise InvalidArtifact(f"export {BATCH}#{name} has type {got_ty}, but wit/fs-bus/batch.wit says {expected}")
+        if _kind(got) != expected:
+            raise InvalidArtifact(f"export {BATCH}#{name} has type {_kind(got)}, but wit/fs-bus/batch.wit says {expected}")
 
 
 _PRIMITIVES: dict[type, str] = {

@@ -58,6 +58,10 @@ class StateBackend(Protocol):
         """
         ...
 
+    def items(self) -> Iterator[tuple[str, bytes, bytes]]:
+        """Every ``(store, key, value)`` of every store, by store then key (tools and tests)."""
+        ...
+
     def checkpoint(self) -> None:
         """Make every change so far durable (called at each input offset commit)."""
         ...
@@ -133,6 +137,12 @@ class MemoryBackend:
             if len(page) < self.page_size:
                 return
             start = key_successor(page[-1][0])
+
+    def items(self) -> Iterator[tuple[str, bytes, bytes]]:
+        """Every ``(store, key, value)``, by store then key: the whole state, for tools and tests."""
+        for name in sorted(self._stores):
+            for key, value in self.scan(name, b"", None):
+                yield name, key, value
 
     def checkpoint(self) -> None:
         if self._closed:
@@ -254,6 +264,17 @@ class SqliteBackend:
             if len(rows) < self.page_size:
                 return
             start = key_successor(rows[-1][0])
+
+    def items(self) -> Iterator[tuple[str, bytes, bytes]]:
+        """Every ``(store, key, value)``, by store then key, the open transaction's writes
+        included: the whole state, for tools and tests."""
+        try:
+            stores = [row[0] for row in self._conn().execute("SELECT DISTINCT store FROM kv ORDER BY store")]
+        except sqlite3.Error as e:
+            raise StateError(f"state file {self.path}: {e}") from e
+        for name in stores:
+            for key, value in self.scan(name, b"", None):
+                yield name, key, value
 
     def checkpoint(self) -> None:
         db = self._conn()

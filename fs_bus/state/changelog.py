@@ -127,6 +127,9 @@ class ChangelogBackend:
     def scan(self, store: str, start: bytes, end: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         return self.local.scan(store, start, end)
 
+    def items(self) -> Iterator[tuple[str, bytes, bytes]]:
+        return self.local.items()
+
     # --- writes go to the local copy and are remembered ---
 
     def put(self, store: str, key: bytes, value: bytes) -> None:

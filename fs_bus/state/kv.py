@@ -71,6 +71,30 @@ def encode_complex(ck: ComplexKey) -> bytes:
     return _prefix(ck.key_group, ck.key, ck.namespace) + ck.user_key
 
 
+def encode_key(key: bytes | ComplexKey) -> bytes:
+    """The backend key of a simple key (bytes) or a complex one."""
+    return encode_complex(key) if isinstance(key, ComplexKey) else SIMPLE + key
+
+
+def decode_key(raw: bytes) -> bytes | ComplexKey:
+    """The key a guest wrote, from its backend key: the simple key's bytes, or a
+    ``ComplexKey``. Raises ``ValueError`` for bytes no store writes."""
+    if raw[:1] == SIMPLE:
+        return raw[1:]
+    if raw[:1] != COMPLEX:
+        raise ValueError(f"backend key {raw[:16]!r} is neither simple (0x00) nor complex (0x01)")
+    parts, pos = [], 1
+    for _ in range(3):
+        if pos + 4 > len(raw):
+            raise ValueError(f"complex backend key {raw[:16]!r} is truncated")
+        n = int.from_bytes(raw[pos:pos + 4], "big")
+        if pos + 4 + n > len(raw):
+            raise ValueError(f"complex backend key {raw[:16]!r} is truncated")
+        parts.append(raw[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return ComplexKey(parts[0], parts[1], parts[2], raw[pos:])
+
+
 class KvStore:
     """One named store of the world, over a backend shared by all the stores of
     one function on one partition.
@@ -99,6 +123,31 @@ class KvStore:
         # Bumped by every write, so open iterators know their prefetched page
         # may be stale.
         self.version = 0
+
+    # --- encoded keys: what the native host's write-back cache uses ----------
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        """The value of an already encoded key (see the module docstring)."""
+        return self.backend.get(self.name, key)
+
+    def apply_writes(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        """Write encoded keys in bulk (a value None deletes): how the native host
+        hands over the writes it cached. Open iterators see them, as any write."""
+        if not writes:
+            return
+        self.version += 1
+        backend, name = self.backend, self.name
+        for key, value in writes:
+            if value is None:
+                backend.delete(name, key)
+            else:
+                backend.put(name, key, value)
+
+    def delete_encoded_prefix(self, start: bytes) -> None:
+        """Delete every key that starts with the encoded ``start``
+        (:meth:`delete_prefix` for a key already encoded)."""
+        self.version += 1
+        self.backend.delete_range(self.name, start, prefix_end(start))
 
     # --- simple keys -----------------------------------------------------------
 
@@ -142,9 +191,7 @@ class KvStore:
     def delete_prefix(self, ck: ComplexKey) -> None:
         """Delete every complex key with the same ``(key_group, key, namespace)``
         whose ``user_key`` starts with ``ck.user_key`` (all of them if it is empty)."""
-        start = encode_complex(ck)
-        self.version += 1
-        self.backend.delete_range(self.name, start, prefix_end(start))
+        self.delete_encoded_prefix(encode_complex(ck))
 
     def list_complex(
         self, key_group: bytes, key: bytes, namespace: bytes, start_inclusive: bytes, end_exclusive: bytes

@@ -14,11 +14,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaError, TopicPartition
 
+from fs_bus.clock import now_ms
 from fs_bus.errors import DecodeError
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
+from fs_bus.kafka.types import KafkaError, TopicPartition
 from fs_bus.state.backend import SqliteBackend, StateError
 from fs_bus.state.changelog import Change, ChangelogBackend, decode_key, usable
 
@@ -41,15 +42,14 @@ def open_durable(path: Path, settings: KafkaSettings, topic: str, partition: int
                  timeout_s: float = 120.0) -> tuple[ChangelogBackend, Restored]:
     """The partition's state at ``path``, caught up with changelog ``topic``[``partition``]."""
     started = time.monotonic()
-    consumer = clients.consumer(settings, "changelog-restore",
-                                **{"isolation.level": "read_committed", "enable.partition.eof": True})
+    consumer = clients.changelog_reader(settings)
     try:
         tp = TopicPartition(topic, partition)
         low, high = consumer.get_watermark_offsets(tp, timeout=30)
         state = ChangelogBackend(SqliteBackend(path))
         position = state.position()
         discarded = False
-        if position is not None and not usable(position, low, high, int(time.time() * 1000)):
+        if position is not None and not usable(position, low, high, now_ms()):
             log.warning("state %s holds changelog %s[%d] up to %d, which is not within [%d, %d] (or too old): "
                         "rebuilding it from the changelog", path, topic, partition, position[0], low, high)
             state.close()
@@ -61,7 +61,7 @@ def open_durable(path: Path, settings: KafkaSettings, topic: str, partition: int
         try:
             if start < high:
                 replayed = _replay(consumer, state, TopicPartition(topic, partition, start), high, timeout_s)
-            state.confirm(max(start, high), int(time.time() * 1000))
+            state.confirm(max(start, high), now_ms())
         except BaseException:
             state.close()
             raise

@@ -12,15 +12,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ["limit", "wasm-reference-world", "wasm-fast", "python", "latency", "control-plane"]
-THROUGHPUT = ["limit", "wasm-reference-world", "wasm-fast", "python"]
+CASES = ["limit", "wasm-reference-world", "wasm-fast", "python", "streams", "stateful", "latency", "control-plane"]
+THROUGHPUT = ["limit", "wasm-reference-world", "wasm-fast", "python", "streams"]
+STATEFUL_ROWS = ["limit", "go-processor", "python", "streams"]
+STATEFUL_RECORDS = 1000
 
 
 @pytest.mark.timeout(700)
 def test_python_m_bench_measures_every_case(tmp_path):
     out = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "bench", "--records", "2000", "--partitions", "1", "--latency-seconds", "2", "--rate", "500",
-           "--functions", "3", "--cases", ",".join(CASES), "--out", str(out)]
+           "--functions", "3", "--stateful-records", str(STATEFUL_RECORDS), "--cases", ",".join(CASES),
+           "--latency-targets", ",".join(THROUGHPUT), "--out", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output, _ = proc.communicate(timeout=600)
@@ -49,6 +52,21 @@ def test_python_m_bench_measures_every_case(tmp_path):
             assert entry["ratio_to_limit"] > 0, (case, entry)
     assert cases["limit"]["ratio_to_limit"] == 1.0
 
+    # The three counters (and limit's loop) each moved the sentences, and each counter's
+    # outputs are the reference replay's: the same counts after every record.
+    stateful = cases["stateful"]
+    assert stateful["status"] == "ok", stateful
+    assert stateful["data_set"]["records"] == STATEFUL_RECORDS and stateful["data_set"]["partitions"] == 1
+    for row in STATEFUL_ROWS:
+        entry = stateful["rows"][row]
+        assert entry["status"] == "ok", (row, entry)
+        assert entry["records"] + entry.get("records_before_start", 0) == STATEFUL_RECORDS, (row, entry)
+        if entry["records"]:
+            assert entry["records_per_s"] > 0 and entry["ratio_to_limit"] > 0, (row, entry)
+        if row != "limit":
+            assert entry["output_check"] == {"matches_reference": True, "records_read": STATEFUL_RECORDS,
+                                             "missing": 0, "unexpected": 0}, (row, entry)
+
     latency = cases["latency"]
     assert latency["status"] == "ok", latency
     for target in THROUGHPUT:
@@ -65,3 +83,4 @@ def test_python_m_bench_measures_every_case(tmp_path):
     for key in ("cpu_model", "cores", "python", "confluent_kafka", "librdkafka", "wasmtime", "kafka", "git"):
         assert machine.get(key), (key, machine)
     assert "limit" in output and "records/s" in output  # the table was printed
+    assert "same counts" in output  # and the stateful one

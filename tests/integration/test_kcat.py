@@ -18,7 +18,7 @@ FORMAT = r"%t %p %o %k\t%s\n"
 @pytest.fixture(scope="module")
 def kcat() -> str:
     path = shutil.which("kcat")
-    assert path, "kcat is not installed: apt-get install kcat (.ci/run installs it)"
+    assert path, "kcat is not installed: ./test installs it (system-packages.txt), or apt-get install kcat"
     return path
 
 

@@ -143,8 +143,7 @@ def test_readme_flow_with_kcat(bootstrap_servers, namespace, client, nodes):
     import shutil
 
     kcat = shutil.which("kcat")
-    if kcat is None:
-        pytest.skip("kcat is not installed (.ci/run installs it with apt-get)")
+    assert kcat, "kcat is not installed: ./test installs it (system-packages.txt), or apt-get install kcat"
     nodes("n1")
     src, dst = f"{namespace}-in", f"{namespace}-out"
     client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap_servers, "upper", src, dst))

@@ -99,4 +99,4 @@ def test_local_status_as_json_says_what_runs_and_exits_1_when_nothing_does(tmp_p
     assert result.exit_code == 1
     assert json.loads(result.stdout) | {"directory": None} == {
         "directory": None, "broker_running": False, "bootstrap_servers": None, "broker_pid": None,
-        "node_running": False, "node_pid": None, "ok": False}
+        "node_running": False, "node_pid": None, "console_url": None, "ok": False}

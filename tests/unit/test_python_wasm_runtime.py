@@ -25,6 +25,7 @@ from fs_bus.runtime.python_wasm import runtime_component, runtime_key
 from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
 from fs_bus.state.backend import MemoryBackend
 from fs_bus.state.kv import ComplexKey, KvStore
+from tests.wasm_hosts import AVAILABLE
 
 CACHE = Path.home() / ".cache" / "fs-bus" / "test-guests" / "python-runtime"
 
@@ -48,10 +49,10 @@ def runtime_wasm() -> bytes:
         pytest.fail(str(exc), pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[WasmEngine]:
+@pytest.fixture(scope="session", params=AVAILABLE)
+def engine(request: pytest.FixtureRequest) -> Iterator[WasmEngine]:
     # Compiling the ~30 MB component takes seconds; the compiled form is cached too.
-    with WasmEngine(CACHE / "compiled") as e:
+    with WasmEngine(CACHE / "compiled", host=request.param) as e:
         yield e
 
 
@@ -98,6 +99,7 @@ def test_the_counter_counts_exactly_and_its_state_is_the_hosts(engine: WasmEngin
             [(0, {"word": "pear", "count": 2})],
         ]
         # The guest's store is the host's, with the kv key layout.
+        p.flush_state()
         store = KvStore(backend, "counter-store")
         assert store.get_state(b"apple") == b"3"
         assert store.get_state(b"pear") == b"2"

@@ -14,11 +14,12 @@ from fs_bus.errors import BatchFailed, GuestError
 from fs_bus.runtime.framing import Record
 from fs_bus.runtime.wasm import LoadedComponent, WasmEngine, WasmProcessor
 from tests.guests import build
+from tests.wasm_hosts import AVAILABLE
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[WasmEngine]:
-    with WasmEngine(build.CACHE / "compiled") as e:
+@pytest.fixture(scope="session", params=AVAILABLE)
+def engine(request: pytest.FixtureRequest) -> Iterator[WasmEngine]:
+    with WasmEngine(build.CACHE / "compiled", host=request.param) as e:
         yield e
 
 
@@ -108,5 +109,8 @@ def test_a_trap_in_a_fast_guest_breaks_the_instance(engine, upper_fast):
     with WasmProcessor(engine, upper_fast, {}, function_name="upper-fast") as p:
         os.pwrite(p._files.in_fd, b"garbage!", 0)  # not an input batch: the SDK panics, which traps
         with pytest.raises(GuestError, match="trapped in process-batch"):
-            p._call("process-batch", p._process_batch, 0, 8)
+            if engine.host == "native":
+                p._call("process-batch", p._native.process_batch, 0, 8)
+            else:
+                p._call("process-batch", p._process_batch, 0, 8)
         assert p.broken

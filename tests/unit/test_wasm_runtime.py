@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from fs_bus.errors import ArtifactError, BatchFailed, GuestError, GuestTimeout, InvalidArtifact
 from fs_bus.runtime.framing import Record
-from fs_bus.runtime.wasm import COLLECTOR, KV, LoadedComponent, WasmEngine, WasmProcessor
+from fs_bus.runtime.wasm import COLLECTOR, KV, LoadedComponent, WasmEngine, WasmProcessor, _native
+from tests.wasm_hosts import AVAILABLE
 
 UPPER_DIR = Path(__file__).resolve().parents[2] / "examples" / "upper"
 
@@ -247,9 +248,9 @@ def sha(wasm: bytes) -> str:
     return hashlib.sha256(wasm).hexdigest()
 
 
-@pytest.fixture
-def engine() -> Iterator[WasmEngine]:
-    with WasmEngine() as e:
+@pytest.fixture(params=AVAILABLE)
+def engine(request: pytest.FixtureRequest) -> Iterator[WasmEngine]:
+    with WasmEngine(host=request.param) as e:
         yield e
 
 
@@ -533,7 +534,8 @@ def test_compiled_cache_is_used_by_a_fresh_engine(tmp_path: Path, upper_wasm: by
         assert e1.compiled == 1
     cached = e1.cache_path(h)
     assert cached is not None and cached.exists()
-    assert cached.name == f"{h}-wasmtime{version('wasmtime')}.cwasm"
+    wasmtime_version = _native.WASMTIME_VERSION if e1.host == "native" else version("wasmtime")
+    assert cached.name == f"{h}-{'native-' if e1.host == 'native' else ''}wasmtime{wasmtime_version}.cwasm"
     assert [p.name for p in tmp_path.iterdir()] == [cached.name]  # no tmp files left
     with WasmEngine(tmp_path) as e2:
         second = e2.load(h, upper_wasm)

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import wasmtime
 
 from fs_bus.errors import GuestError, GuestTimeout
@@ -30,6 +32,7 @@ from fs_bus.state.backend import MemoryBackend, SqliteBackend, StateError
 from fs_bus.state.kv import ComplexKey, KvStore
 from tests.guests import build
 from tests.unit.test_wasm_runtime import COUNTER, OPTS, make
+from tests.wasm_hosts import AVAILABLE
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_DIR = REPO / "tests" / "guests" / "kv_probe"
@@ -45,10 +48,10 @@ def guest_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
         pytest.fail(str(exc), pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def engine() -> Iterator[WasmEngine]:
+@pytest.fixture(scope="session", params=AVAILABLE)
+def engine(request: pytest.FixtureRequest) -> Iterator[WasmEngine]:
     # The compiled form is cached too: compiling the 18 MB guest takes seconds.
-    with WasmEngine(CACHE / "compiled") as e:
+    with WasmEngine(CACHE / "compiled", host=request.param) as e:
         yield e
 
 
@@ -255,12 +258,17 @@ def test_backend_failures_reach_the_guest_as_the_error_variant(
     try:
         probe.run("put_state", key=b"k", value=b"v")
         state.failure = failure
-        # get-state returns result<option<list<u8>>, error>: the case wasmtime-py cannot lower unaided
+        # get-state returns result<option<list<u8>>, error>: the case wasmtime-py cannot lower unaided.
+        # Calls that reach the back end: the native host caches point reads and writes
+        # (what it holds never fails), so its calls here are ones the cache cannot answer.
         calls: list[tuple[str, dict[str, Any]]] = [
-            ("get_state", {"key": b"k"}),
-            ("put_state", {"key": b"k", "value": b"v"}),
+            ("get_state", {"key": b"not cached"}),
             ("get", {"ck": ComplexKey(b"", b"", b"", b"")}),
         ]
+        if engine.host == "python":  # write-through: every call reaches the back end
+            calls += [("get_state", {"key": b"k"}), ("put_state", {"key": b"k", "value": b"v"})]
+        else:  # a range read first hands the cached write of "k" to the back end, which fails
+            calls += [("list_states", {"start": b"", "end": b"z"})]
         for op, args in calls:
             with pytest.raises(KvErr) as err:
                 probe.run(op, **args)
@@ -269,6 +277,27 @@ def test_backend_failures_reach_the_guest_as_the_error_variant(
         assert probe.run("get_state", key=b"k") == h(b"v")  # the instance is fine
         assert not probe.p.broken
     finally:
+        probe.p.close()
+
+
+def test_a_back_end_that_fails_at_a_checkpoint_fails_the_checkpoint(
+    engine: WasmEngine, guest: LoadedComponent
+) -> None:
+    """On the native host writes reach the back end at the latest at the checkpoint:
+    a back end failing then fails the checkpoint (so offsets are not committed)."""
+    state = FailingBackend()
+    probe = new_guest(engine, guest, state=state)
+    try:
+        state.failure = StateError("disk full")
+        if engine.host == "python":  # write-through: the write itself fails
+            with pytest.raises(KvErr, match="Error_IoError"):
+                probe.run("put_state", key=b"k", value=b"v")
+        else:
+            probe.run("put_state", key=b"k", value=b"v")  # cached: nothing fails yet
+            with pytest.raises(StateError, match="disk full"):
+                probe.p.take_checkpoint(1)
+    finally:
+        state.failure = None
         probe.p.close()
 
 
@@ -481,21 +510,22 @@ def test_wasmtime_is_the_pinned_major_version() -> None:
     # fs_bus.runtime.wasm works around wasmtime-py 50's result lowering; a new
     # major version must be re-checked (test_backend_failures_... does that).
     assert importlib.metadata.version("wasmtime").split(".")[0] == "50"
-    assert wasmtime.component.ResultType.convert_to_c.__name__ == "_lower_result"
+    with WasmEngine(host="python"):  # the wasmtime-py host patches wasmtime-py when first made
+        assert wasmtime.component.ResultType.convert_to_c.__name__ == "_lower_result"
 
 
 def test_the_node_grants_exactly_what_the_config_says(engine: WasmEngine, guest: LoadedComponent,
                                                       tmp_path: Path) -> None:
     from fs_bus.artifacts.cache import ArtifactCache
-    from fs_bus.config.validate import parse_config
     from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
+    from fs_bus.control.spec import FunctionSpec
     from fs_bus.kafka.settings import KafkaSettings
     from fs_bus.node.loader import Loader
 
     granted = tmp_path / "granted"
     granted.mkdir()
     (granted / "input.txt").write_bytes(b"12345")
-    config = parse_config(f"""\
+    config_text = f"""\
 name: probe
 type: processor
 input-groups: [{{inputs: [{{bootstrap_servers: "k:9092", topic: in, group_id: g}}]}}]
@@ -503,15 +533,15 @@ outputs: [{{bootstrap_servers: "k:9092", topic: out}}]
 wasi:
   env: {{GREETING: hi}}
   dirs: [{{host: "{granted}", guest: /data, read-only: true}}]
-""")
-    record = FunctionRecord("probe", "processor", "", ArtifactManifest("0" * 64, 0, ArtifactKind.WASM_COMPONENT, "a", ()),
+"""
+    record = FunctionRecord("probe", "processor", config_text, ArtifactManifest("0" * 64, 0, ArtifactKind.WASM_COMPONENT, "a", ()),
                             DesiredState.RUNNING, 1, 0)
     loader = Loader(KafkaSettings("unused:9092"), ArtifactCache(tmp_path / "cache"), engine, tmp_path / "state",
                     tmp_path / "venvs", tmp_path / "compiled")
     from fs_bus.state.backend import MemoryBackend
     from fs_bus.state.changelog import ChangelogBackend
     loader._restore = lambda *_: ChangelogBackend(MemoryBackend())  # no broker here: state starts empty
-    runtime = loader._wasm_factory(record, config, guest)("in", 0)
+    runtime = loader._wasm_factory(FunctionSpec(record), guest)("in", 0)
     processor, state = runtime.processor, runtime.state
     probe = Guest(processor)
     try:
@@ -553,3 +583,63 @@ def test_a_components_stdout_and_stderr_become_log_lines_on_the_logs_topic(
         ("probe", "n1", "in.put-topic", 7, "stdout", "world ✓"),
         ("probe", "n1", "in.put-topic", 7, "stderr", "something went wrong"),
     ]
+
+
+# --- the native host's write-back kv cache against the wasmtime-py host ------------
+
+_KEYS = st.binary(max_size=2).map(lambda b: bytes(b"ab\x00\xff"[x % 4] for x in b))
+_CKS = st.builds(ComplexKey, st.sampled_from([b"g", b""]), st.sampled_from([b"k"]), st.sampled_from([b"n", b"m"]), _KEYS)
+_OPS = st.one_of(
+    st.tuples(st.just("put_state"), st.fixed_dictionaries({"key": _KEYS, "value": _KEYS})),
+    st.tuples(st.just("get_state"), st.fixed_dictionaries({"key": _KEYS})),
+    st.tuples(st.just("delete_state"), st.fixed_dictionaries({"key": _KEYS})),
+    st.tuples(st.just("list_states"), st.fixed_dictionaries({"start": _KEYS, "end": _KEYS})),
+    st.tuples(st.just("put"), st.fixed_dictionaries({"ck": _CKS, "value": _KEYS})),
+    st.tuples(st.just("get"), st.fixed_dictionaries({"ck": _CKS})),
+    st.tuples(st.just("delete"), st.fixed_dictionaries({"ck": _CKS})),
+    st.tuples(st.just("merge"), st.fixed_dictionaries({"ck": _CKS, "value": _KEYS})),
+    st.tuples(st.just("delete_prefix"), st.fixed_dictionaries({"ck": _CKS})),
+    st.tuples(st.just("list_complex"), st.fixed_dictionaries(
+        {"kg": st.just(b"g"), "k": st.just(b"k"), "ns": st.just(b"n"), "start": _KEYS, "end": _KEYS})),
+    st.tuples(st.just("checkpoint"), st.just({})),
+)
+
+
+@pytest.fixture(scope="module")
+def both_hosts(guest_wasm: bytes) -> Iterator[dict[str, tuple[WasmEngine, LoadedComponent]]]:
+    if "native" not in AVAILABLE:
+        pytest.fail("the native host is not built here (test_the_native_host_is_built_where_rust_is says why)")
+    sha = hashlib.sha256(guest_wasm).hexdigest()
+    with WasmEngine(CACHE / "compiled", host="native") as native, \
+            WasmEngine(CACHE / "compiled", host="python") as python:
+        yield {"native": (native, native.load(sha, guest_wasm)), "python": (python, python.load(sha, guest_wasm))}
+
+
+@settings(max_examples=40, deadline=None)
+@given(script=st.lists(_OPS, max_size=25))
+def test_the_native_kv_cache_answers_and_stores_exactly_what_the_python_host_does(both_hosts, script) -> None:
+    """Random kv scripts (colliding keys, ranges, prefix deletes, merges, checkpoints)
+    through the same guest on both hosts, the native one with a cache of 3 entries so
+    that every script also crosses evictions: every answer and the back end's final
+    contents are the same."""
+    from fs_bus.runtime.wasm_native import NativeWasmProcessor
+
+    engine, component = both_hosts["native"]
+    native_state, python_state = MemoryBackend(), MemoryBackend()
+    native = Guest(NativeWasmProcessor(engine, component, {}, function_name="probe", call_timeout_s=60,
+                                       state=native_state, kv_cache_entries=3))
+    engine, component = both_hosts["python"]
+    python = new_guest(engine, component, state=python_state)
+    try:
+        checkpoint = 0
+        for op, args in script:
+            if op == "checkpoint":
+                checkpoint += 1
+                assert native.p.take_checkpoint(checkpoint) == python.p.take_checkpoint(checkpoint)
+                continue
+            assert native.run(op, **dict(args)) == python.run(op, **dict(args)), (op, args)
+        native.p.flush_state()
+        assert list(native_state.scan("s", b"", None)) == list(python_state.scan("s", b"", None))
+    finally:
+        native.p.close()
+        python.p.close()

@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from fs_bus.node.instance import source_watermarks
+from fs_bus.node.worker import source_watermarks
 
 
 def test_a_source_watermark_waits_for_its_slowest_busy_partition():

@@ -32,7 +32,7 @@ from fs_bus.errors import InvalidArtifact
 from fs_bus.runtime.python import protocol as p
 from fs_bus.runtime.python.importer import BundleImporter
 from fs_bus.state.backend import MemoryBackend, SqliteBackend, StateBackend, StateError
-from fs_bus.state.changelog import ChangelogBackend
+from fs_bus.state.changelog import Change, ChangelogBackend
 
 TRACEBACK_TAIL_LINES = 16
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -193,6 +193,9 @@ class _Runtime:
             if not isinstance(self.state, ChangelogBackend):
                 raise ValueError("CHANGES asked of a state without a changelog")
             return p.encode_changes(self.state.sealed())
+        if op == p.Op.STATE:
+            assert self.state is not None
+            return p.encode_changes([Change(store, key, value) for store, key, value in self.state.items()])
         if op == p.Op.CONFIRM:
             if not isinstance(self.state, ChangelogBackend):
                 raise ValueError("CONFIRM asked of a state without a changelog")

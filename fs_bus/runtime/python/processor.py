@@ -160,6 +160,16 @@ class PythonProcessor:
             except p.ProtocolError as exc:
                 raise self._malformed("reading its state changes", exc) from None
 
+    def state_items(self) -> list[Change]:
+        """The child's whole state as it is now, writes since the last checkpoint included
+        (``fs_bus.testing`` reads it; a node never needs to)."""
+        with self._lock:
+            reply = self._call(p.STATE, "reading its state")
+            try:
+                return reply.changes()
+            except p.ProtocolError as exc:
+                raise self._malformed("reading its state", exc) from None
+
     def confirm(self, next_offset: int, now_ms: int) -> None:
         """The sealed changes are in the changelog before ``next_offset``: the child commits its state."""
         with self._lock:

@@ -30,6 +30,7 @@ Requests (parent -> child), body = ``u8 op`` + fields:
     CHANGES     (changelog-backed state only) the state changes sealed by the last CHECKPOINT
     CONFIRM     u64 next changelog offset, u64 now (ms): the sealed changes are in the changelog;
                 commit the local state
+    STATE       the whole state as it is now, uncommitted writes included (for fs_bus.testing)
     HEARTBEAT
     CUSTOM      payload (rest)
     CLOSE
@@ -40,8 +41,8 @@ is ready to read INIT.
 
     OK     INIT: nothing; PROCESS: results (one per record); WATERMARK,
            CHECKPOINT, CLOSE: results (n = 1); HEARTBEAT: u8 (0/1); CUSTOM: payload (rest);
-           CHANGES: u32 n, n x (str store, u32 key length, key, u8 has value, u32 value length,
-           value); CONFIRM: nothing
+           CHANGES and STATE: u32 n, n x (str store, u32 key length, key, u8 has value, u32 value
+           length, value); CONFIRM: nothing
     ERROR  u8 kind, u32 index (record of a PROCESS, else NO_INDEX), str exception type,
            str message, str traceback tail, str where, results (of the records done)
 """
@@ -83,6 +84,7 @@ class Op(IntEnum):
     CLOSE = 7
     CHANGES = 8
     CONFIRM = 9
+    STATE = 10
 
 
 class Status(IntEnum):
@@ -173,6 +175,7 @@ def encode_changes(changes: list[Change]) -> bytes:
 
 HEARTBEAT = bytes((Op.HEARTBEAT,))
 CHANGES = bytes((Op.CHANGES,))
+STATE = bytes((Op.STATE,))
 CLOSE = bytes((Op.CLOSE,))
 
 
@@ -355,7 +358,7 @@ class Reply:
         return out
 
     def changes(self) -> list[Change]:
-        """A CHANGES reply's state changes; this is the end of the reply."""
+        """A CHANGES (or STATE) reply's state changes; this is the end of the reply."""
         out = []
         for _ in range(self.u32()):
             store = self.text()

@@ -1,0 +1,9 @@
+"""Wall-clock time as Kafka and fs-bus records carry it: milliseconds since the epoch."""
+
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

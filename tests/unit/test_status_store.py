@@ -1,0 +1,67 @@
+"""The status store's fold skips (and reports) a record that does not decode, never hiding the others;
+the calls router picks the call partition and drops calls whose callers gave up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fs_bus.calls.records import CallRequest
+from fs_bus.calls.router import CallInbox, call_partition
+from fs_bus.clock import now_ms
+from fs_bus.config.validate import parse_config
+from fs_bus.status import records as status
+from fs_bus.status.records import FunctionStatus, ObservedState, StatusTable
+from fs_bus.status.store import fold
+
+
+@dataclass
+class Msg:
+    k: bytes | None
+    v: bytes | None
+    off: int = 0
+
+    def key(self): return self.k
+    def value(self): return self.v
+    def topic(self): return "ns.status"
+    def partition(self): return 0
+    def offset(self): return self.off
+
+
+def test_a_bad_status_record_is_reported_and_skipped(caplog) -> None:
+    good = FunctionStatus("f", "n1", 2, ObservedState.RUNNING, None, ("in:0",), 1)
+    table = fold(StatusTable(), Msg(status.function_key("f", "n1"), status.encode_status(good)))
+    with caplog.at_level(logging.WARNING, logger="fs_bus.status.store"):
+        after = fold(table, Msg(b"function/f/n2", b"garbage", 7))
+    assert after is table and after.of_function("f") == {"n1": good}
+    assert "ns.status[0]@7" in caplog.text
+
+
+def test_a_tombstone_forgets_a_functions_status() -> None:
+    good = FunctionStatus("f", "n1", 2, ObservedState.RUNNING, None, (), 1)
+    table = fold(StatusTable(), Msg(status.function_key("f", "n1"), status.encode_status(good)))
+    assert fold(table, Msg(status.function_key("f", "n1"), None)).of_function("f") == {}
+
+
+CONFIG = """\
+name: f
+type: processor
+input-groups: [{inputs: [{bootstrap_servers: "k:9092", topic: b, group_id: g, partition: 3},
+                         {bootstrap_servers: "k:9092", topic: a, group_id: g}]}]
+outputs: [{bootstrap_servers: "k:9092", topic: o}]
+"""
+
+
+def test_calls_go_to_the_first_inputs_lowest_partition() -> None:
+    assert call_partition(parse_config(CONFIG)) == ("b", 3)
+    assert call_partition(parse_config(CONFIG.replace(", partition: 3", ""))) == ("b", 0)
+
+
+def test_an_inbox_keeps_calls_for_its_partition_only_and_drops_expired_ones() -> None:
+    inbox = CallInbox(parse_config(CONFIG))
+    live = CallRequest("1", "f", b"", now_ms(), now_ms() + 60_000)
+    expired = CallRequest("2", "f", b"", now_ms() - 2000, now_ms() - 1000)
+    assert inbox.offer(live, owns_partition=True) and inbox.offer(expired, owns_partition=True)
+    assert not inbox.offer(CallRequest("3", "f", b"", 0, now_ms() + 60_000), owns_partition=False)
+    assert [r.id for r in inbox.take()] == ["1"]
+    assert list(inbox.take()) == []
