@@ -20,7 +20,19 @@ from fs_bus.kafka.settings import ENV_BOOTSTRAP, ENV_NAMESPACE
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_TIMEOUT, EXIT_DENIED = 1, 2, 3, 4, 5
 
-err_console = Console(stderr=True)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A terminal gets rich's wrapping at its width; a pipe or a file gets every message
+    whole on its own line (a script or a log must not see 'did you mean' cut in two),
+    and tables up to 200 columns wide."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr)
+    return Console(stderr=stderr, width=200, soft_wrap=True)
+
+
+err_console = make_console(stderr=True)
 
 
 def exit_code(exc: FsBusError) -> int:
@@ -174,7 +186,7 @@ def sql(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], te
     if text is not None and file is not None:
         raise click.UsageError("give either -e or -f, not both")
     # Piped output keeps one line per function, whatever the terminal's width.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = make_console()
     bar = TransferBar("uploading artifact", err_console)
     try:
         client = FsClient(bootstrap_servers=bootstrap_servers, namespace=namespace, timeout=timeout,
@@ -228,12 +240,14 @@ def _statement_failed(runner, exc: Exception, code: int) -> int:
 @click.argument("payload", required=False)
 @click.option("--payload-file", type=click.File("rb"), default=None, help="Read the payload from a file ('-': stdin).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the answer.")
+@click.option("--raw", is_flag=True, help="Write the answer's bytes exactly, without the newline a text answer gets.")
 def call(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], name: str, payload: str | None,
-         payload_file, timeout: float) -> None:
+         payload_file, timeout: float, raw: bool) -> None:
     """Call function NAME's fs-custom export with PAYLOAD and print its answer.
 
     The instance owning the function's first input partition answers, with that
-    partition's state. The answer is written to stdout as raw bytes.
+    partition's state. A text answer is printed as a line; a binary one (or any,
+    with --raw) as its bytes.
     """
     from fs_bus.client import FsClient
 
@@ -247,10 +261,18 @@ def call(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code(exc))
-    sys.stdout.buffer.write(answer)
-    if sys.stdout.isatty() and not answer.endswith(b"\n"):
-        sys.stdout.buffer.write(b"\n")
+    sys.stdout.buffer.write(answer if raw else as_line(answer))
     sys.stdout.flush()
+
+
+def as_line(answer: bytes) -> bytes:
+    """A text answer ends with a newline, as every line a shell prints should; bytes that
+    are not UTF-8 text are binary and are left exactly as they are."""
+    try:
+        answer.decode("utf-8")
+    except UnicodeDecodeError:
+        return answer
+    return answer if answer.endswith(b"\n") else answer + b"\n"
 
 
 @cli.command()
@@ -274,7 +296,7 @@ def describe(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str
     if output == "json":
         click.echo(json.dumps(dataclasses.asdict(description), indent=2))
         return
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = make_console()
     for part in render_description(description):
         console.print(part, highlight=False)
 
@@ -322,7 +344,8 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
         clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
         consumer = clients.end_reader(settings, "logs")
         try:
-            tail = LogTail(consumer, Topics(namespace).logs, name)
+            tail = LogTail(consumer, Topics(namespace).logs, name)  # first: a namespace without logs says so
+            _require_function(settings, namespace, name)
             for line in tail.recent(since_ms, last or None):
                 emit(line)
             sys.stdout.flush()
@@ -338,6 +361,24 @@ def logs(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code(exc))
+
+
+def _require_function(settings, namespace: str, name: str) -> None:
+    """Raise FunctionNotFound unless the control topic has ``name``: a typo in a name
+    must not look like a function that logged nothing."""
+    from fs_bus.control.store import read_control
+    from fs_bus.errors import FunctionNotFound
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.log import TopicReader
+    from fs_bus.kafka.topics import Topics
+
+    reader = TopicReader(clients.consumer(settings, "logs"), Topics(namespace).control)
+    try:
+        state = read_control(reader)
+    finally:
+        reader.close()
+    if name not in state.table:
+        raise FunctionNotFound(name)
 
 
 @cli.command()
@@ -419,6 +460,105 @@ def console_command(bootstrap_servers: str, namespace: str, kafka_config: dict[s
 
 
 @cli.command()
+@kafka_options
+@click.argument("topic")
+@click.argument("values", nargs=-1)
+@click.option("-k", "--key", default=None, help="The key of every record [default: none].")
+@click.option("-K", "--key-separator", default=None, metavar="SEP",
+              help="Each line is KEY<SEP>VALUE (as kcat -K); a line without SEP is all value.")
+@click.option("-p", "--partition", type=click.IntRange(0), default=None,
+              help="Write to this partition [default: by key, as Kafka's partitioner does].")
+def produce(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], topic: str,
+            values: tuple[str, ...], key: str | None, key_separator: str | None, partition: int | None) -> None:
+    """Write records to TOPIC: each VALUE, or else each line of standard input.
+
+    \b
+      fs-bus produce upper-input hello world        # two records
+      echo "hello world hello" | fs-bus produce python-processor-input
+      printf 'k1:a\\nk2:b\\n' | fs-bus produce -K : some-topic
+
+    Returns once the broker acknowledged every record (acks=all); says how many on stderr.
+    """
+    from fs_bus.inspect.console import produce as write, split_key
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.settings import KafkaSettings
+
+    if values and key_separator:
+        raise click.UsageError("--key-separator splits lines of standard input; give VALUES or -K, not both")
+    lines = [v.encode() for v in values] if values else sys.stdin.buffer.read().splitlines()
+    sep = key_separator.encode() if key_separator else None
+    fixed = key.encode() if key is not None else None
+    settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
+    try:
+        clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
+        n = write(settings, topic, (split_key(line, sep, fixed) for line in lines), partition)
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+    err_console.print(f"produced {n} record(s) to {topic}", highlight=False)
+
+
+@cli.command()
+@kafka_options
+@click.argument("topic")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing records as they arrive (Ctrl-C stops); starts at the end unless --from-beginning "
+                   "or --offset says otherwise.")
+@click.option("--from-beginning", is_flag=True, help="Start at each partition's first record (--offset beginning).")
+@click.option("--offset", "offset", default=None, metavar="WHERE",
+              help="Where to start on every partition: beginning, end, an offset (42) or the last N records (-10) "
+                   "[default: beginning; with --follow: end].")
+@click.option("-n", "--count", type=click.IntRange(1), default=None,
+              help="Stop after N records (waiting for them with --follow).")
+@click.option("--print-key", is_flag=True, help="Print KEY<TAB>VALUE instead of the value alone.")
+@output_option
+def consume(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], topic: str, follow: bool,
+            from_beginning: bool, offset: str | None, count: int | None, print_key: bool, output: str) -> None:
+    """Print the records of TOPIC, one per line, from every partition.
+
+    Without --follow it prints what is there and exits (as kcat -C -e).
+
+    \b
+      fs-bus consume upper-output                       # everything so far, then exit
+      fs-bus consume upper-output -f                     # new records as they come
+      fs-bus consume python-processor-output -n 1 -f --from-beginning
+      fs-bus consume upper-output -o json | jq -r .value
+    """
+    import json
+
+    from fs_bus.inspect.console import StartOffset, as_json, consume as read
+    from fs_bus.kafka import clients
+    from fs_bus.kafka.settings import KafkaSettings
+
+    if from_beginning and offset is not None:
+        raise click.UsageError("give --from-beginning or --offset, not both")
+    try:
+        start = StartOffset.parse(offset) if offset else StartOffset("beginning" if from_beginning or not follow
+                                                                     else "end")
+    except FsBusError as exc:
+        raise click.BadParameter(str(exc), param_hint="--offset") from None
+    settings = KafkaSettings.resolve(bootstrap_servers, kafka_config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    out = sys.stdout.buffer
+    try:
+        clients.check_reachable(clients.admin(settings), settings.bootstrap_servers)
+        for msg in read(settings, topic, start, follow, count, stop.is_set):
+            if output == "json":
+                out.write(json.dumps(as_json(msg), ensure_ascii=False).encode() + b"\n")
+            else:
+                if print_key:
+                    out.write((msg.key() or b"") + b"\t")
+                out.write((msg.value() or b"") + b"\n")
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+    except FsBusError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exit_code(exc))
+
+
+@cli.command()
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("-f", "--format", "fmt", default=None, metavar="FORMAT",
               help="The -f format kcat printed with, e.g. '%t %p %o %k\\t%s\\n' [default: kcat's own "
@@ -474,18 +614,22 @@ def local() -> None:
 @click.option("--port", type=int, default=9092, show_default=True, help="The broker's port on 127.0.0.1.")
 @click.option("--namespace", default="fs-bus", show_default=True)
 @click.option("--no-node", is_flag=True, help="Start only the broker.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), envvar="FS_BUS_METRICS_PORT", default=None,
+              help="The node serves Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port) "
+                   "[env FS_BUS_METRICS_PORT; default: off].")
 @click.option("--console-port", type=click.IntRange(0, 65535), default=8089, show_default=True,
               help="Port of the read-only console on 127.0.0.1 (0: any free port).")
 @click.option("--no-console", is_flag=True, help="Do not start the console.")
-def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, console_port: int,
-             no_console: bool) -> None:
-    """Start a local broker, a node and the console (read-only) in the background (idempotent)."""
+def local_up(directory: Path | None, port: int, namespace: str, no_node: bool, metrics_port: int | None,
+             console_port: int, no_console: bool) -> None:
+    """Start a local broker, a node and the console (read-only) in the background (idempotent),
+    and say where the console, their logs and the node's metrics are."""
     from fs_bus.local import cluster
 
     try:
         cluster.up(cluster.local_dir(directory), port=port, namespace=namespace, with_node=not no_node,
                    console_port=None if no_console else console_port,
-                   say=lambda m: err_console.print(m, highlight=False))
+                   say=lambda m: err_console.print(m, highlight=False), metrics_port=metrics_port)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_FAILED)
@@ -499,7 +643,7 @@ def local_demo(directory: Path | None, port: int) -> None:
     from fs_bus.local import cluster, demo
 
     try:
-        demo.run(cluster.local_dir(directory), port=port, say=lambda m: Console().print(m, highlight=False))
+        demo.run(cluster.local_dir(directory), port=port, say=lambda m: make_console().print(m, highlight=False))
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exit_code(exc))
@@ -529,7 +673,7 @@ def local_status(directory: Path | None, output: str) -> None:
         st = cluster.observe(cluster.local_dir(directory))
         click.echo(json.dumps({**dataclasses.asdict(st), "ok": st.ok}))
         sys.exit(0 if st.ok else 1)
-    ok = cluster.status(cluster.local_dir(directory), say=lambda m: Console().print(m, highlight=False))
+    ok = cluster.status(cluster.local_dir(directory), say=lambda m: make_console().print(m, highlight=False))
     sys.exit(0 if ok else 1)
 
 

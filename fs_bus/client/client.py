@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import fnmatch
+import functools
 import os
 import getpass
 import hashlib
@@ -23,7 +24,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from fs_bus.artifacts import store as artifact_store
 from fs_bus.artifacts.python_bundle import _MODULE_RE as _MODULE_NAME_RE
@@ -41,13 +42,14 @@ from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.clock import now_ms as _now_ms
 from fs_bus.errors import (
     AccessDenied, CallFailed, FsBusError, FunctionAlreadyExists, FunctionFailed, FunctionNotFound, InvalidArtifact,
-    InvalidConfig, NoLiveNodes, WaitTimeout,
+    InvalidConfig, KafkaUnavailable, NoLiveNodes, WaitTimeout,
 )
 from fs_bus.kafka import clients, groups
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
 from fs_bus.kafka.topics import Topics, delete_topics, ensure_topics
+from fs_bus.kafka.types import KafkaException
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
 from fs_bus.status.store import StatusReader
@@ -57,6 +59,9 @@ log = logging.getLogger(__name__)
 WASM_MAGIC = b"\x00asm"
 COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
 Progress = Callable[[int, int], None]
+# A listing asks each function's own cluster for its lag; one that does not answer in
+# this time gets an error in its row instead of holding up the rest.
+LISTING_TIMEOUT_S = 5.0
 
 if TYPE_CHECKING:
     from fs_client.config import WasmTaskConfig
@@ -72,6 +77,28 @@ def check_component(data: bytes, what: str = "function") -> None:
             "(e.g. `wasm-tools component new core.wasm -o component.wasm`)")
 
 
+C = TypeVar("C", bound=type)
+
+
+def _kafka_errors_translated(cls: C) -> C:
+    """Every public method raises ``FsBusError`` subclasses only: a ``KafkaException``
+    escaping anything below is translated here, once, by ``clients.translate``."""
+    def wrap(method):
+        @functools.wraps(method)
+        def translated(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except KafkaException as exc:
+                raise clients.translate(exc, f"FsClient.{method.__name__}", self.settings.principal) from None
+        return translated
+
+    for name, attr in list(vars(cls).items()):
+        if not name.startswith("_") and callable(attr):
+            setattr(cls, name, wrap(attr))
+    return cls
+
+
+@_kafka_errors_translated
 class FsClient:
     """Manage functions on an fs-bus cluster through its Kafka cluster.
 
@@ -120,7 +147,17 @@ class FsClient:
         for p, what in ((f, "function file"), (c, "config file")):
             if not p.is_file():
                 raise FileNotFoundError(f"{what} not found: {p}")
-        return self.create_function_from_bytes(f.read_bytes(), c.read_bytes(), wait=wait, timeout=timeout,
+        config_bytes = c.read_bytes()
+        if config_bytes[:4] == WASM_MAGIC:
+            raise InvalidConfig(
+                f"config file {c} looks like a WebAssembly binary (it starts with \\0asm), not YAML; are the "
+                f"function and config paths swapped? (function_path: the .wasm, config_path: the .yaml)")
+        try:
+            config_bytes.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidConfig(f"config file {c} is not UTF-8 text ({exc.reason} at byte {exc.start}); a config is "
+                                "YAML text") from None
+        return self.create_function_from_bytes(f.read_bytes(), config_bytes, wait=wait, timeout=timeout,
                                                source=str(f))
 
     def create_function_from_bytes(self, function_bytes: bytes, config_content: str | bytes, *,
@@ -232,11 +269,11 @@ class FsClient:
         nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
                   "error": st.error, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
+        lag_error = None
         try:
             lags = self._lag(spec)
-        except FsBusError as exc:
-            log.warning("function %r: no lag: %s", name, exc)  # e.g. no ACL to describe its group
-            lags = []
+        except FsBusError as exc:  # e.g. no ACL to describe its group, or its cluster is out of reach
+            lags, lag_error = [], str(exc)
         lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
                 "committed": pl.committed, "end": pl.end, "lag": pl.lag} for pl in lags]
         changelogs = list(spec.changelog_topics(self.namespace).values())
@@ -245,7 +282,8 @@ class FsClient:
             revision=rec.revision, state_generation=rec.state_generation, config_yaml=rec.config_yaml,
             artifact_sha256=rec.artifact.sha256, artifact_size=rec.artifact.size, artifact_kind=rec.artifact.kind.value,
             signed_by=rec.artifact.signed_by, updated_at=rec.updated_at, updated_by=rec.updated_by,
-            group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs)
+            group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs,
+            lag_error=lag_error)
 
     def show_functions(self, filter_pattern: str | None = None, timeout: float | None = None) -> ShowFunctionsResult:
         state = self._read_control()
@@ -253,16 +291,26 @@ class FsClient:
         now = _now_ms()
         live = table.live_nodes(now)
         infos = []
+        out_of_reach: dict[str, str] = {}  # cluster -> why: asked once per listing, not once per function
+        reached: set[str] = set()
         for name in sorted(state.table.functions):
             if filter_pattern and not fnmatch.fnmatchcase(name, filter_pattern):
                 continue
             rec = state.table.functions[name]
             info = _function_info(rec, table.of_function(name), live)
+            total, why = None, None
             try:
-                total = sum(pl.lag for pl in self._lag(state.specs[name]))
-            except FsBusError:
-                total = None  # its cluster is out of reach: show the rest anyway
-            infos.append(replace(info, lag=total))
+                spec = state.specs[name]
+                servers = spec.input_servers
+                why = out_of_reach.get(servers)
+                if why is None:
+                    total = sum(pl.lag for pl in self._lag(spec, probed=servers in reached))
+                    reached.add(servers)
+            except KafkaUnavailable as exc:
+                why = out_of_reach.setdefault(servers, str(exc))
+            except FsBusError as exc:  # e.g. no ACL on its group, or an invalid config: show the rest anyway
+                why = str(exc)
+            infos.append(replace(info, lag=total, lag_error=why))
         nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
                  for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
         return ShowFunctionsResult(functions=infos, nodes=nodes)
@@ -317,6 +365,10 @@ class FsClient:
             consumer.close()
         return record.artifact, data
 
+    def function_names(self) -> list[str]:
+        """The names of the functions that exist, sorted: the control topic alone (no status, no lag)."""
+        return sorted(self._read_control().table.functions)
+
     def get_function(self, name: str) -> FunctionInfo:
         for info in self.show_functions().functions:
             if info.name == name:
@@ -328,6 +380,7 @@ class FsClient:
     def _create(self, config: FunctionConfig, text: str, artifact: bytes, kind: ArtifactKind, wait: bool,
                 timeout: float | None) -> bool:
         """Upload ``artifact`` (unless the same bytes are there) and write the function's first record."""
+        clients.check_properties(config)  # a mistyped Kafka property fails here, not on every node forever
         state = self._read_control()
         if config.name in state.table:
             raise FunctionAlreadyExists(config.name)
@@ -374,16 +427,26 @@ class FsClient:
             self._await_state(record, ObservedState.RUNNING, timeout)
         return True
 
-    def _lag(self, spec: FunctionSpec) -> list[groups.PartitionLag]:
-        admin = clients.admin(self.settings.for_servers(spec.input_servers))
-        return groups.lag(admin, spec.valid.group_id, spec.input_topics)
+    def _lag(self, spec: FunctionSpec, timeout: float = LISTING_TIMEOUT_S,
+             probed: bool = False) -> list[groups.PartitionLag]:
+        """The function's lag from its own input cluster, or ``KafkaUnavailable`` within about
+        ``timeout``; ``probed``: the cluster answered a moment ago."""
+        settings = self.settings.for_servers(spec.input_servers)
+        if not probed:
+            try:
+                clients.probe(settings, timeout)
+            except KafkaUnavailable as exc:
+                raise KafkaUnavailable(f"function {spec.name!r}: its input cluster: {exc}") from None
+        return groups.lag(clients.admin(settings), spec.valid.group_id, spec.input_topics, timeout)
 
     def _delete_changelogs(self, spec: FunctionSpec, generation: int) -> None:
         if spec.config is None:
             return  # a record no node could run has no changelogs
         names = list(spec.changelog_topics(self.namespace, generation).values())
+        settings = self.settings.for_servers(spec.input_servers)
         try:
-            delete_topics(clients.admin(self.settings.for_servers(spec.input_servers)), names)
+            clients.probe(settings, LISTING_TIMEOUT_S)
+            delete_topics(clients.admin(settings), names)
         except FsBusError as exc:
             # The function's record is what counts, and it is written; the changelogs are
             # garbage now, which an operator can delete (they are named in the warning).

@@ -20,6 +20,7 @@ class FunctionInfo:
     updated_at: int = field(default=0, repr=False)
     updated_by: str = field(default="", repr=False)
     lag: int | None = field(default=None, repr=False)  # records its group has not processed yet (None: unknown)
+    lag_error: str | None = field(default=None, repr=False)  # why lag is unknown (e.g. its cluster is unreachable)
 
 
 @dataclass(frozen=True)
@@ -124,3 +125,4 @@ class FunctionDescription:
     nodes: list[dict] = field(default_factory=list)  # node, state, revision, partitions, error
     lag: list[dict] = field(default_factory=list)  # topic, partition, node, committed, end, lag
     changelogs: list[str] = field(default_factory=list)
+    lag_error: str | None = None  # why ``lag`` is empty (e.g. its input cluster cannot be reached)

@@ -8,19 +8,53 @@ consumers) live in one place, and so does error translation.
 from __future__ import annotations
 
 import logging
+import re
 import socket
+import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
-from fs_bus.errors import AccessDenied, KafkaUnavailable
+from fs_bus.errors import AccessDenied, FsBusError, InvalidConfig, KafkaUnavailable
 from fs_bus.kafka.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from fs_bus.config.model import FunctionConfig
 
 log = logging.getLogger(__name__)
 # librdkafka's own log lines go through Python logging, not straight to stderr.
 _rdkafka_log = logging.getLogger("fs_bus.librdkafka")
+
+
+class OncePerCause(logging.Filter):
+    """Let one line per cause through every ``quiet_s`` seconds.
+
+    librdkafka logs every reconnect attempt (20 a second to a broker that is down), so
+    without this a user sees hundreds of identical lines before fs-bus's own message
+    says what is wrong. The cause is the line without the client's name and timings."""
+
+    _NOISE = re.compile(r"\[[^\]]*\]|\d+ms|#\w+-\d+")
+
+    def __init__(self, quiet_s: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.quiet_s, self.clock = quiet_s, clock
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cause = self._NOISE.sub("", record.getMessage())
+        now = self.clock()
+        last = self._last.get(cause)
+        if last is not None and now - last < self.quiet_s:
+            return False
+        if len(self._last) > 1000:  # a process that ran into many causes forgets the old ones
+            self._last.clear()
+        self._last[cause] = now
+        return True
+
+
+_rdkafka_log.addFilter(OncePerCause())
 
 
 def _client_id(role: str) -> str:
@@ -216,6 +250,85 @@ def check_reachable(admin_client: AdminClient, bootstrap: str, timeout: float = 
             f"cannot reach Kafka at {bootstrap} ({exc.args[0].str() if exc.args else exc}); "
             "is the broker running? (`fs-bus local up` starts one; --bootstrap-servers or "
             "FS_BUS_BOOTSTRAP_SERVERS point elsewhere)") from None
+
+
+# Where a config check's clients log (a producer property on a consumer, ...): nowhere.
+_check_log = logging.getLogger("fs_bus.librdkafka.check")
+_check_log.propagate = False
+_check_log.addHandler(logging.NullHandler())
+
+
+def _judge(props: Mapping[str, str], role: str) -> KafkaError | None:
+    """librdkafka's verdict on ``props``: it checks names and values when a client is
+    made, and a client without bootstrap servers never connects anywhere."""
+    make = Consumer if role == "consumer" else Producer
+    try:
+        made = make({**({"group.id": "fs-bus-config-check"} if role == "consumer" else {}), **props,
+                     "logger": _check_log})
+    except KafkaException as exc:
+        return exc.args[0]
+    if isinstance(made, Consumer):
+        made.close()
+    return None
+
+
+def check_properties(config: FunctionConfig) -> None:
+    """Raise ``InvalidConfig`` naming the key's path for a Kafka property of the function's
+    inputs or outputs that librdkafka refuses (``auto.offset.rest``, a bad value), so a
+    typo is caught by CREATE and by a node once, not retried forever."""
+    where = [(f"input-groups[{g}].inputs[{i}]", inp.properties, "consumer")
+             for g, group in enumerate(config.input_groups) for i, inp in enumerate(group.inputs)]
+    where += [(f"outputs[{j}]", out.properties, "producer") for j, out in enumerate(config.outputs)]
+    for path, props, role in where:
+        err = _judge(props, role) if props else None
+        if err is None:
+            continue
+        # Name the key: the first one refused on its own (a key may only be wrong together with others).
+        key = next((k for k in props if _judge({k: props[k]}, role) is not None), None)
+        raise InvalidConfig(f"the Kafka {role} refuses it: {err.str()}; see librdkafka's CONFIGURATION.md for "
+                            "the properties it knows", f"{path}.{key}" if key else path)
+
+
+def translate(exc: KafkaException | KafkaError, what: str, principal: str = "") -> FsBusError:
+    """The ``FsBusError`` for a librdkafka failure while doing ``what`` (e.g. "listing
+    functions"): ``AccessDenied`` when Kafka refused, else ``KafkaUnavailable``. Every
+    raw ``KafkaException`` that would leave fs-bus goes through here."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    if not isinstance(err, KafkaError):
+        return KafkaUnavailable(f"{what}: Kafka failed: {err}")
+    if err.code() in _AUTHENTICATION or err.code() in _AUTHORIZATION:
+        return AccessDenied(f"{what}: Kafka refused {principal or 'this principal'} ({err.str()}); {SECURITY_DOC} "
+                            "lists the ACLs each role needs", principal=principal)
+    return KafkaUnavailable(f"{what}: Kafka failed: {err.str()}")
+
+
+def probe(settings: KafkaSettings, timeout: float, interrupted: Callable[[], bool] | None = None) -> None:
+    """Raise ``KafkaUnavailable`` (``AccessDenied`` for refused credentials) unless the
+    cluster of ``settings`` answers a metadata request within ``timeout`` seconds.
+
+    librdkafka retries an unreachable broker silently until a call's own timeout, so
+    a caller that must answer in bounded time (a listing, a node starting a function)
+    asks here first. Returns early when every broker refused the connection, or when
+    ``interrupted()`` turns true (e.g. the function is being stopped)."""
+    errors: list[KafkaError] = []
+    made = AdminClient({**settings.base(), "client.id": _client_id("probe"), "error_cb": errors.append,
+                        "logger": _rdkafka_log})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            made.list_topics(timeout=min(0.5, max(deadline - time.monotonic(), 0.05)))
+            return
+        except KafkaException as exc:
+            last: KafkaError = exc.args[0]
+        made.poll(0)  # serves error_cb
+        refused = [e for e in errors if e.code() in _AUTHENTICATION]
+        if refused:
+            raise AccessDenied(f"Kafka at {settings.bootstrap_servers} refused the credentials: {refused[-1].str()}; "
+                               f"check the FS_BUS_KAFKA_* security settings ({SECURITY_DOC})")
+        down = any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors)
+        if down or time.monotonic() >= deadline or (interrupted is not None and interrupted()):
+            why = next((e.str() for e in reversed(errors) if e.code() != KafkaError._ALL_BROKERS_DOWN), last.str())
+            raise KafkaUnavailable(f"Kafka at {settings.bootstrap_servers} cannot be reached ({why})")
 
 
 def produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | None, timeout: float = 30.0) -> None:

@@ -39,28 +39,35 @@ def _result(fut, what: str):
 
 
 def partitions_of(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> list[TopicPartition]:
-    md = admin.list_topics(timeout=timeout).topics
+    try:
+        md = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"listing the partitions of {', '.join(topics)}: {exc.args[0].str()}") from None
     return [TopicPartition(t, p) for t in topics if t in md for p in sorted(md[t].partitions)]
 
 
-def _offsets(admin: AdminClient, tps: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+def _offsets(admin: AdminClient, tps: list[TopicPartition], spec: OffsetSpec,
+             timeout: float = 30.0) -> dict[tuple[str, int], int]:
     if not tps:
         return {}
-    futures = admin.list_offsets({TopicPartition(tp.topic, tp.partition): spec for tp in tps}, request_timeout=30)
+    futures = admin.list_offsets({TopicPartition(tp.topic, tp.partition): spec for tp in tps},
+                                 request_timeout=timeout)
     return {(tp.topic, tp.partition): _result(f, f"listing offsets of {tp.topic}[{tp.partition}]").offset
             for tp, f in futures.items()}
 
 
-def lag(admin: AdminClient, group: str, topics: list[str]) -> list[PartitionLag]:
-    """The group's position and lag on every partition of ``topics``."""
-    tps = partitions_of(admin, topics)
+def lag(admin: AdminClient, group: str, topics: list[str], timeout: float = 30.0) -> list[PartitionLag]:
+    """The group's position and lag on every partition of ``topics``; each request gives
+    up after ``timeout`` seconds."""
+    tps = partitions_of(admin, topics, timeout)
     if not tps:
         return []
-    (fut,) = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)]).values()
+    (fut,) = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, tps)],
+                                               request_timeout=timeout).values()
     committed = {(tp.topic, tp.partition): tp.offset
                  for tp in _result(fut, f"reading group {group!r}'s offsets").topic_partitions}
-    starts = _offsets(admin, tps, OffsetSpec.earliest())
-    ends = _offsets(admin, tps, OffsetSpec.latest())
+    starts = _offsets(admin, tps, OffsetSpec.earliest(), timeout)
+    ends = _offsets(admin, tps, OffsetSpec.latest(), timeout)
     out = []
     for tp in tps:
         key = (tp.topic, tp.partition)

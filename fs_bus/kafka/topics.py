@@ -150,7 +150,7 @@ def _check_configs(admin: AdminClient, names: list[str], timeout: float) -> None
 def ensure_data_topics(admin: AdminClient, names: list[str], timeout: float = 30.0) -> list[str]:
     """Create a function's input/output topics that do not exist yet, with broker defaults.
 
-    Returns the ones created. Users expect ``kcat -P -t input-topic`` to just work in
+    Returns the ones created. Users expect ``kcat -P -t upper-input`` to just work in
     development; on a real cluster the topics usually exist already.
     """
     existing = admin.list_topics(timeout=timeout).topics
@@ -210,7 +210,10 @@ def ensure_changelog_topics(admin: AdminClient, wanted: Mapping[str, int], delet
 
 def delete_topics(admin: AdminClient, names: list[str], timeout: float = 30.0) -> list[str]:
     """Delete the topics of ``names`` that exist; returns those deleted."""
-    existing = admin.list_topics(timeout=timeout).topics
+    try:
+        existing = admin.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot list topics to delete {', '.join(names)}: {exc.args[0].str()}") from None
     doomed = [n for n in names if n in existing]
     deleted = []
     if doomed:

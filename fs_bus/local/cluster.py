@@ -22,6 +22,7 @@ from fs_bus.errors import LocalClusterError
 from fs_bus.local.broker import BrokerSpec, LocalBroker
 
 Say = Callable[[str], None]
+METRICS_PORT_FILE = "node.metrics-port"  # the port the local node serves /metrics on, when it does
 
 
 def local_dir(explicit: Path | None = None) -> Path:
@@ -64,8 +65,9 @@ CONSOLE_PORT = 8089
 
 
 def up(directory: Path, *, port: int = 9092, namespace: str = "fs-bus", with_node: bool = True,
-       console_port: int | None = CONSOLE_PORT, say: Say = print) -> str:
-    """Start what is not running yet; ``console_port=None``: no console."""
+       console_port: int | None = CONSOLE_PORT, say: Say = print, metrics_port: int | None = None) -> str:
+    """Start what is not running yet; ``console_port=None``: no console; ``metrics_port``: the
+    node serves /metrics there (0: a free port), None: no metrics."""
     directory.mkdir(parents=True, exist_ok=True)
     broker = _broker(directory)
     if broker is not None and broker.is_running():
@@ -78,25 +80,44 @@ def up(directory: Path, *, port: int = 9092, namespace: str = "fs-bus", with_nod
         say(f"broker ready in {time.monotonic() - t0:.1f} s")
     bootstrap = broker.bootstrap_servers
     if with_node:
-        _start_node(directory, bootstrap, namespace, say)
+        _start_node(directory, bootstrap, namespace, say, metrics_port)
+        served = _read_pid(directory / METRICS_PORT_FILE)
+        say(f"metrics:   http://127.0.0.1:{served}/metrics" if served else
+            "metrics:   off (`fs-bus local down`, then `fs-bus local up --metrics-port 9464` serves them)")
+        say(f"node log:  {directory / 'node.log'}; a function's own output: `fs-bus logs NAME`")
     if console_port is not None:
         _start_console(directory, bootstrap, namespace, console_port, say)
+    say(f"broker log: {broker.log_path}")
     say(f"ready: bootstrap servers {bootstrap}; `fs-bus local down` stops everything")
     return bootstrap
 
 
-def _start_node(directory: Path, bootstrap: str, namespace: str, say: Say) -> None:
+def _start_node(directory: Path, bootstrap: str, namespace: str, say: Say, metrics_port: int | None = None) -> None:
     pid_path, log_path = directory / "node.pid", directory / "node.log"
     pid = _read_pid(pid_path)
     if _pid_alive(pid):
         say(f"node already running (pid {pid})")
+        if metrics_port is not None and metrics_port != _read_pid(directory / METRICS_PORT_FILE):
+            say("(--metrics-port applies when the node starts: `fs-bus local down` first)")
         return
+    if metrics_port == 0:
+        from fs_bus.local.broker import free_port
+
+        metrics_port = free_port()  # chosen here, so that it can be said where it is
+    metrics = ["--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1"] if metrics_port else []
     with open(log_path, "ab") as log:
+        # The node's own FS_BUS_METRICS_PORT would otherwise serve metrics nobody was told of.
+        env = {k: v for k, v in os.environ.items() if k != "FS_BUS_METRICS_PORT"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "fs_bus", "node", "--bootstrap-servers", bootstrap, "--namespace", namespace,
-             "--node-id", "local-1"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+             "--node-id", "local-1", *metrics],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     pid_path.write_text(str(proc.pid))
+    metrics_file = directory / METRICS_PORT_FILE
+    if metrics_port:
+        metrics_file.write_text(str(metrics_port))
+    else:
+        metrics_file.unlink(missing_ok=True)
     _wait_node_alive(bootstrap, namespace, proc, log_path)
     say(f"node local-1 running (pid {proc.pid}, log {log_path})")
 
@@ -160,6 +181,10 @@ def _wait_node_alive(bootstrap: str, namespace: str, proc: subprocess.Popen, log
 
 def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
     console_pid = _read_pid(directory / "console.pid")
+    pid = _read_pid(directory / "node.pid")
+    broker = _broker(directory)
+    if not _pid_alive(console_pid) and not _pid_alive(pid) and not (broker is not None and broker.is_running()):
+        say(f"nothing was running (no local broker, node or console in {directory})")
     if _pid_alive(console_pid):
         assert console_pid is not None
         os.kill(console_pid, signal.SIGTERM)
@@ -170,7 +195,6 @@ def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
             os.kill(console_pid, signal.SIGKILL)
         say(f"console stopped (pid {console_pid})")
     (directory / "console.pid").unlink(missing_ok=True)
-    pid = _read_pid(directory / "node.pid")
     if _pid_alive(pid):
         assert pid is not None
         os.kill(pid, signal.SIGTERM)
@@ -181,7 +205,7 @@ def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
             os.kill(pid, signal.SIGKILL)
         say(f"node stopped (pid {pid})")
     (directory / "node.pid").unlink(missing_ok=True)
-    broker = _broker(directory)
+    (directory / METRICS_PORT_FILE).unlink(missing_ok=True)
     if broker is not None and broker.is_running():
         broker.stop()
         say("broker stopped")

@@ -1,7 +1,7 @@
 """``fs-bus local demo``: the main job end to end on the local cluster.
 
 Starts the broker and a node if they are not running, deploys ``examples/upper``,
-sends a few records to ``input-topic`` and prints what arrives on ``output-topic``.
+sends a few records to ``upper-input`` and prints what arrives on ``upper-output``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
     with FsClient(bootstrap_servers=bootstrap) as client:
         try:
             client.create_function_from_bytes((EXAMPLE / "upper.wasm").read_bytes(), config)
-            say("deployed function 'upper' (examples/upper/upper.wasm): input-topic -> output-topic")
+            say("deployed function 'upper' (examples/upper/upper.wasm): upper-input -> upper-output")
         except FunctionAlreadyExists:
             client.start_function("upper")
             say("function 'upper' already deployed; it is running")
@@ -41,11 +41,11 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
     for i, line in enumerate(lines):
         key = f"{run_id}-{i}"
         keys.append(key.encode())
-        producer.produce("input-topic", key=key, value=line.encode())
-        say(f"  -> input-topic   {key}: {line}")
+        producer.produce("upper-input", key=key, value=line.encode())
+        say(f"  -> upper-input   {key}: {line}")
     producer.flush(30)
     consumer = clients.demo_consumer(settings, f"fs-bus-demo-{run_id}")
-    consumer.subscribe(["output-topic"])
+    consumer.subscribe(["upper-output"])
     got: dict[bytes, str] = {}
     deadline = time.monotonic() + 60
     try:
@@ -53,11 +53,14 @@ def run(directory: Path, *, port: int, say: Callable[[str], None], lines: list[s
             for m in consumer.consume(100, 0.5):
                 if m.error() is None and m.key() in keys and m.key() not in got:
                     got[m.key()] = m.value().decode(errors="replace")
-                    say(f"  <- output-topic  {m.key().decode()}: {got[m.key()]}")
+                    say(f"  <- upper-output  {m.key().decode()}: {got[m.key()]}")
     finally:
         consumer.close()
     if len(got) < len(keys):
         raise LocalClusterError(f"only {len(got)} of {len(keys)} records came out within 60 s; "
                                 f"see {directory / 'node.log'}")
-    say("done: try `fs-bus sql` (SHOW FUNCTIONS; STOP FUNCTION upper; ...), `fs-bus local down` to stop")
+    say("done: try `fs-bus sql` (SHOW FUNCTIONS; STOP FUNCTION upper; ...) or "
+        "`fs-bus produce upper-input hi` and `fs-bus consume upper-output`")
+    say(f"the broker ({bootstrap}), node local-1 and the console keep running in the background; "
+        "`fs-bus local down` stops them (`--purge` also deletes their data)")
     return [got[k] for k in keys]

@@ -32,7 +32,8 @@ from fs_bus.calls.router import CallInbox
 from fs_bus.clock import now_ms
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
-    ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, RecordFailed,
+    ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, KafkaUnavailable,
+    RecordFailed,
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
@@ -60,6 +61,9 @@ EOS_COMMIT_INTERVAL_S = 0.1
 # without the GIL, or on Python functions' processes).
 PARALLEL_WORKERS = max(2, min(8, 2 * (os.cpu_count() or 1)))
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
+# librdkafka waits out a whole call's timeout (30 s) on a cluster that is not there; the
+# function says so (FAILED, retried) well before a client's CREATE stops waiting.
+REACH_TIMEOUT_S = 10.0
 # Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
 PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 
@@ -94,6 +98,7 @@ class FunctionInstance:
         self._thread = threading.Thread(target=self._run, name=f"fn-{name}", daemon=True)
         self._lock = threading.Lock()
         self.state = ObservedState.STARTING
+        self._first_assignment = False  # the next assignment makes the instance RUNNING
         self.error: str | None = None
         self.workers: dict[tuple[str, int], PartitionWorker] = {}
         self._factory: ProcessorFactory | None = None
@@ -141,8 +146,9 @@ class FunctionInstance:
                 if self._factory is None:
                     self._factory = self._prepare()
                 self._open()
-                if attempt == 0:
-                    self._set(ObservedState.RUNNING)
+                # RUNNING once the group's first assignment has its workers (user code's init
+                # ran): a CREATE waits for that verdict, so an init that raises fails it.
+                self._first_assignment = attempt == 0
                 self._loop()
                 self._close(commit=True)
                 self._set(ObservedState.STOPPED)
@@ -157,7 +163,7 @@ class FunctionInstance:
                 reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
                 if isinstance(exc, GuestError):
                     self.metrics.error()
-                else:
+                elif not isinstance(exc, FsBusError):  # ours say why without a traceback (logged below)
                     log.exception("function %s failed", self.name)
                 self._close(commit=False)
                 if isinstance(exc, RecordFailed) and exc.give_up:
@@ -176,7 +182,23 @@ class FunctionInstance:
                     self._set(ObservedState.STOPPED)
                     return
 
+    def _check_clusters(self) -> None:
+        cfg = self.config
+        seen: set[str] = set()
+        for role, servers in [("input", cfg.inputs[0].bootstrap_servers)] + [("output", o.bootstrap_servers)
+                                                                             for o in cfg.outputs]:
+            if servers in seen:
+                continue
+            seen.add(servers)
+            try:
+                clients.probe(self._settings.for_servers(servers), REACH_TIMEOUT_S, self._stop.is_set)
+            except KafkaUnavailable as exc:
+                raise KafkaUnavailable(f"its {role} cluster cannot be reached: {exc}; check bootstrap_servers in "
+                                       "its config") from None
+
     def _open(self) -> None:
+        clients.check_properties(self.config)  # InvalidConfig: permanent, FAILED with the key's path
+        self._check_clusters()
         cfg = self.config
         first = cfg.inputs[0]
         in_settings = self._settings.for_servers(first.bootstrap_servers)
@@ -210,6 +232,9 @@ class FunctionInstance:
         if paused:
             consumer.pause(paused)
         log.info("function %s: assigned %s", self.name, [f"{t.topic}:{t.partition}" for t in partitions])
+        if self._first_assignment:  # also when it got no partition: a member with nothing to do runs too
+            self._first_assignment = False
+            self.state, self.error = ObservedState.RUNNING, None
         self._on_change()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -3,7 +3,7 @@
     CREATE FUNCTION WITH ('function_path'='upper.wasm', 'config_path'='config.yaml');
     START FUNCTION name;  STOP FUNCTION name;  DROP FUNCTION [IF EXISTS] name;
     START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '2026-11-30T00:00:00Z';
-    SHOW FUNCTIONS;  DESCRIBE FUNCTION name;
+    SHOW FUNCTIONS [[LIKE] 'pattern' | name];  DESCRIBE FUNCTION name;
 
 Keywords in any case; identifiers bare (``upper``, ``my-fn``) or quoted (``"My Fn"``,
 `` `x` ``); string literals in single quotes with ``''`` for a quote; ``--`` comments.
@@ -44,7 +44,7 @@ class DropFunction:
 
 @dataclass(frozen=True, slots=True)
 class ShowFunctions:
-    pass
+    pattern: str | None = None  # a glob (``up*``) over function names; LIKE's % and _ become * and ?
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +192,17 @@ class _Parser:
         if verb == "SHOW":
             self.advance()
             self.keyword("FUNCTIONS")
+            like = self.is_keyword("LIKE")
+            if like:
+                self.advance()
+            t = self.tok
+            if t.kind == "string" or (t.kind in ("word", "quoted") and not like and
+                                      (t.kind == "quoted" or t.text.upper() not in KEYWORDS)):
+                self.advance()
+                pattern = t.text.replace("%", "*").replace("_", "?") if like else t.text
+                return ShowFunctions(pattern)
+            if like:
+                raise self.error("expected a pattern in single quotes after LIKE, like 'up%'")
             return ShowFunctions()
         if verb == "DESCRIBE":
             self.advance()

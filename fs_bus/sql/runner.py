@@ -57,7 +57,7 @@ class SqlRunner:
                 self._say(f"{stmt.name} does not exist; nothing to drop", statement="DROP FUNCTION",
                           function=stmt.name, result="absent")
         elif isinstance(stmt, ShowFunctions):
-            result = self.client.show_functions()
+            result = self.client.show_functions(stmt.pattern)
             if self.output == "json":
                 self._json({"statement": "SHOW FUNCTIONS", **functions_as_json(result)})
             else:
@@ -93,8 +93,17 @@ class SqlRunner:
             raise StatementError(f"CREATE FUNCTION: missing property {', '.join(repr(m) for m in missing)}")
         function_path, config_path = Path(props["function_path"]), Path(props["config_path"])
         self.client.create_function_from_files(function_path, config_path, wait=self.wait, timeout=self.timeout)
-        self._say(f"created {function_path.name} from {config_path}", statement="CREATE FUNCTION",
-                  function_path=str(function_path), config_path=str(config_path), result="created")
+        name = _function_name(config_path)
+        self._say(f"created function {name} ({function_path.name}, {config_path})", statement="CREATE FUNCTION",
+                  function=name, function_path=str(function_path), config_path=str(config_path), result="created")
+
+
+def _function_name(config_path: Path) -> str:
+    """The name in a config the client has just accepted (so it parses)."""
+    from fs_bus.config.model import TaskType
+    from fs_bus.config.validate import parse_config
+
+    return parse_config(config_path.read_bytes(), default_type=TaskType.PROCESSOR).name
 
 
 def functions_as_json(result: ShowFunctionsResult) -> dict:
@@ -119,7 +128,8 @@ def render_functions(result: ShowFunctionsResult) -> Table:
                           for n in f.nodes) or "-"
         updated = datetime.fromtimestamp(f.updated_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status,
-                      str(f.revision), updated, nodes, "?" if f.lag is None else str(f.lag), f.error or "")
+                      str(f.revision), updated, nodes, "?" if f.lag is None else str(f.lag),
+                      "\n".join(e for e in (f.error, f.lag_error and f"lag unknown: {f.lag_error}") if e))
     alive = sum(1 for n in result.nodes if n.alive)
     table.caption = f"{len(result.functions)} function(s), {alive} live node(s)"
     return table
@@ -157,4 +167,7 @@ def render_description(d: FunctionDescription) -> list[object]:
     for p in d.lag:
         lag.add_row(p["topic"], str(p["partition"]), p["node"] or "-",
                     "-" if p["committed"] is None else str(p["committed"]), str(p["end"]), str(p["lag"]))
-    return [head, nodes, lag, "config:", d.config_yaml.rstrip()]
+    parts: list[object] = [head, nodes, lag]
+    if d.lag_error:
+        parts.append(f"lag unknown: {d.lag_error}")
+    return parts + ["config:", d.config_yaml.rstrip()]

@@ -25,7 +25,7 @@ def test_sql_json_output_gives_one_object_per_statement_and_errors_as_json(
     r = fs_bus(bootstrap_servers, namespace, "sql", "-o", "json", "-e", script)
     assert r.returncode == 0, r.stderr
     created, stopped, shown = [json.loads(line) for line in r.stdout.splitlines()]
-    assert created == {"statement": "CREATE FUNCTION", "function_path": str(UPPER_WASM),
+    assert created == {"statement": "CREATE FUNCTION", "function": "upper", "function_path": str(UPPER_WASM),
                        "config_path": str(config), "result": "created"}
     assert stopped == {"statement": "STOP FUNCTION", "function": "upper", "result": "stopped"}
     (upper,) = shown["functions"]

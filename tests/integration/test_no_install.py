@@ -141,8 +141,8 @@ def test_the_readme_first_command_runs_on_a_machine_with_python_alone(tmp_path: 
         out = r.stdout + r.stderr
         assert r.returncode == 0, out[-6000:]
         # Upper-cased, record by record, as the demo printed them.
-        sent = re.findall(r"-> input-topic\s+(\S+): (.*)", r.stdout)
-        got = dict(re.findall(r"<- output-topic\s+(\S+): (.*)", r.stdout))
+        sent = re.findall(r"-> upper-input\s+(\S+): (.*)", r.stdout)
+        got = dict(re.findall(r"<- upper-output\s+(\S+): (.*)", r.stdout))
         assert sent and {k: v.upper() for k, v in sent} == got, r.stdout
         # The jars were fetched into the scratch HOME's empty cache, from the mirror.
         assert f"from {env['FS_BUS_MAVEN_REPOSITORY']}" in out and "46 files" in out, out[-3000:]

@@ -118,9 +118,9 @@ def test_fs_bus_logs_shows_what_a_python_function_printed_with_its_node_and_part
     done = fs_bus("logs", "printer", "-n", "1", bootstrap=bootstrap_servers, namespace=namespace)
     assert len(done.stdout.splitlines()) == 1
 
-    # Another function's lines are not shown.
+    # A function that does not exist is an error, as in every other command (not an empty log).
     done = fs_bus("logs", "nobody", bootstrap=bootstrap_servers, namespace=namespace)
-    assert (done.returncode, done.stdout) == (0, "")
+    assert (done.returncode, done.stdout) == (1, "") and "function 'nobody' does not exist" in done.stderr
 
     # A namespace no node has run in has no logs topic: said so, exit 1.
     done = fs_bus("logs", "printer", bootstrap=bootstrap_servers, namespace=f"{namespace}-none")

@@ -31,8 +31,8 @@ def kv_probe(tmp_path_factory) -> bytes:
 def example_config(example: str, bootstrap: str, source: str, sink: str) -> str:
     """The example's own config.yaml, pointed at the test broker and topics."""
     text = (ROOT / "examples" / example / "config.yaml").read_text()
-    text = text.replace("127.0.0.1:9092", bootstrap).replace('"input-topic"', source)
-    text = text.replace('"output-topic"', sink)
+    text = text.replace("127.0.0.1:9092", bootstrap).replace(f'"{example}-input"', source)
+    text = text.replace(f'"{example}-output"', sink)
     return text.replace('group_id: "', f'group_id: "{source}-')
 
 
@@ -144,7 +144,7 @@ def test_every_kv_operation_checkpoints_and_fs_custom_through_a_node(
     r = subprocess.run([sys.executable, "-m", "fs_bus", "call", "-b", bootstrap_servers, "--namespace", namespace,
                         "probe", "hello"], cwd=ROOT, capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == b"custom:olleh"
+    assert r.stdout == b"custom:olleh\n"  # a text answer is a line
     assert client.call_function("probe", b"\x00\x01") == b"custom:\x01\x00"
     out.close()
     checkpoints.close()

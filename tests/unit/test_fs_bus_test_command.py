@@ -40,8 +40,8 @@ def test_records_from_stdin_print_each_output_with_its_index_topic_and_key(go_co
     done = fs_bus_test(go_counter, "--config", GO_CONFIG, stdin="to be or not to be\nbe\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        '0 output-topic\tkey=(none)\t{"total_processed": 1, "counter_map": {"to": 2, "be": 2, "or": 1, "not": 1}}',
-        '0 output-topic\tkey=(none)\t{"total_processed": 2, "counter_map": {"be": 3}}',
+        '0 go-processor-output\tkey=(none)\t{"total_processed": 1, "counter_map": {"to": 2, "be": 2, "or": 1, "not": 1}}',
+        '0 go-processor-output\tkey=(none)\t{"total_processed": 2, "counter_map": {"be": 3}}',
     ]
 
 
@@ -51,7 +51,8 @@ def test_json_input_and_output_carry_keys(go_counter, tmp_path):
     done = fs_bus_test(go_counter, "--config", GO_CONFIG, "--input", records, "--input-format", "json", "-o", "json")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(o["output"], o["topic"], o["key"]) for o in lines] == [(0, "output-topic", "k1"), (0, "output-topic", None)]
+    assert [(o["output"], o["topic"], o["key"]) for o in lines] == [(0, "go-processor-output", "k1"),
+                                                                (0, "go-processor-output", None)]
     assert json.loads(lines[1]["value"])["counter_map"] == {"a": 2}
 
 
@@ -81,7 +82,8 @@ def test_a_failing_record_exits_1_naming_its_line_and_coordinates_and_leaves_the
                        stdin="fine\nbad\nnever\n")
     assert done.returncode == 1
     assert done.stdout.count("\n") == 1  # the record before it was produced
-    assert "input line 2:" in done.stderr and "(record input-topic[0]@1)" in done.stderr
+    topic = "go-processor-input" if function == "go" else "python-processor-input"
+    assert "input line 2:" in done.stderr and f"(record {topic}[0]@1)" in done.stderr
     assert ("trapped in fs-process" if function == "go" else "raised ValueError") in done.stderr
     assert state.read_text() == preset  # nothing committed, as on a node
 
@@ -93,7 +95,7 @@ def test_a_record_past_its_budget_exits_1(go_counter, tmp_path):
     done = fs_bus_test(go_counter, "--config", config, stdin=f"{words}\n")
     assert done.returncode == 1
     assert "input line 1: function 'go-processor-example' ran past its 0.1 s budget in fs-process " \
-           "(record input-topic[0]@0)" in done.stderr
+           "(record go-processor-input[0]@0)" in done.stderr
 
 
 def test_a_bad_config_is_named(go_counter, tmp_path):

@@ -56,8 +56,8 @@ def test_go_counter_emits_per_record_to_its_output_with_the_input_key(go_counter
     with FunctionHarness(go_counter, GO_CONFIG, cache_dir=cache) as fn:
         first = fn.send(b"to be or not to be", key=b"k1")
         second = fn.send(b"be quick")
-    assert [(o.output, o.topic, o.key) for o in first + second] == [(0, "output-topic", b"k1"),
-                                                                     (0, "output-topic", None)]
+    assert [(o.output, o.topic, o.key) for o in first + second] == [(0, "go-processor-output", b"k1"),
+                                                                     (0, "go-processor-output", None)]
     assert counts(first[0]) == {"total_processed": 1, "counter_map": {"to": 2, "be": 2, "or": 1, "not": 1}}
     assert counts(second[0]) == {"total_processed": 2, "counter_map": {"be": 3, "quick": 1}}
     assert fn.values(0) == [first[0].value, second[0].value]
@@ -88,7 +88,7 @@ def test_a_go_trap_fails_the_record_as_the_node_names_it(go_counter, cache):
             fn.send(b"c")  # wasmtime will not enter a trapped instance again; a node starts a new one
     message = str(failed.value)
     assert "function 'go-processor-example' trapped in fs-process" in message
-    assert message.endswith("(record input-topic[0]@1)")
+    assert message.endswith("(record go-processor-input[0]@1)")
     assert failed.value.record == Input(b"x", key=b"bad")
 
 
@@ -98,7 +98,7 @@ def test_a_go_record_past_its_budget_is_interrupted_with_the_nodes_message(go_co
     with FunctionHarness(go_counter, config, cache_dir=cache) as fn:
         fn.send(b"warm")
         with pytest.raises(RecordError, match=re.escape(
-                "function 'go-processor-example' ran past its 0.1 s budget in fs-process (record input-topic[0]@1)")):
+                "function 'go-processor-example' ran past its 0.1 s budget in fs-process (record go-processor-input[0]@1)")):
             fn.send(words)
 
 
@@ -257,8 +257,8 @@ def test_a_fast_world_component_gets_whole_records_and_emits_with_its_own_key(ca
     wasm.write_bytes(build.example("upper-fast"))
     with FunctionHarness(wasm, ROOT / "examples" / "upper-fast" / "config.yaml", cache_dir=cache) as fn:
         out = fn.send_all([Input(b"hello", key=b"k1", timestamp=1_700_000_000_000), Input(b"world"), Input(None)])
-    assert [(o.output, o.topic, o.key, o.value) for o in out] == [(0, "output-topic", b"k1", b"HELLO"),
-                                                                 (0, "output-topic", None, b"WORLD")]
+    assert [(o.output, o.topic, o.key, o.value) for o in out] == [(0, "upper-fast-output", b"k1", b"HELLO"),
+                                                                 (0, "upper-fast-output", None, b"WORLD")]
 
 
 # --- the node's memory limit ---------------------------------------------------------
@@ -269,7 +269,7 @@ def test_a_component_past_its_memory_limit_traps_naming_the_limit(go_counter, ca
     with FunctionHarness(go_counter, config, cache_dir=cache) as fn:
         fn.send(b"small")
         with pytest.raises(RecordError, match=r"(?s)trapped in fs-process \(its memory is limited to 24 MiB\).*"
-                                              r"\(record input-topic\[0\]@1\)$"):
+                                              r"\(record go-processor-input\[0\]@1\)$"):
             fn.send(b"x" * (32 << 20))  # the record alone does not fit
 
 
