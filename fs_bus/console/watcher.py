@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from fs_bus.kafka.types import AdminClient, KafkaException, OffsetSpec
 
 from fs_bus.config.model import FunctionConfig
 from fs_bus.config.validate import parse_config

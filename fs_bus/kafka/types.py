@@ -6,9 +6,9 @@ from __future__ import annotations
 from confluent_kafka import (
     OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 __all__ = [
     "OFFSET_BEGINNING", "OFFSET_END", "AdminClient", "Consumer", "KafkaError", "KafkaException", "Message",
-    "Producer", "TopicPartition",
+    "OffsetSpec", "Producer", "TopicPartition",
 ]
