@@ -105,7 +105,7 @@ impl NativeComponent {
 
     /// `{"imports": {...}, "exports": {...}}`: each item's WIT signature (a function),
     /// a dict of its members (an interface instance) or its kind, rendered exactly as
-    /// `fs_bus.runtime.wasm` renders wasmtime-py's types, so one check serves both hosts.
+    /// `fs_bus.runtime.wasm.checks` renders wasmtime-py's types, so one check serves both hosts.
     fn describe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         describe::describe(py, &self.engine, &self.component)
     }

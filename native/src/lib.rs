@@ -9,8 +9,8 @@
 //! in Rust, and the guest's kv writes are cached here and handed to Python's state
 //! back end in bulk (see `kv.rs`).
 //!
-//! Python side: `fs_bus/runtime/wasm.py` (which also keeps a pure-Python host on
-//! wasmtime-py for machines that cannot build this crate).
+//! Python side: `fs_bus/runtime/wasm/` (`native.py` drives this crate; `py_host.py`
+//! keeps a pure-Python host on wasmtime-py for machines that cannot build it).
 
 mod describe;
 mod engine;

@@ -622,7 +622,7 @@ def test_the_native_kv_cache_answers_and_stores_exactly_what_the_python_host_doe
     through the same guest on both hosts, the native one with a cache of 3 entries so
     that every script also crosses evictions: every answer and the back end's final
     contents are the same."""
-    from fs_bus.runtime.wasm_native import NativeWasmProcessor
+    from fs_bus.runtime.wasm.native import NativeWasmProcessor
 
     engine, component = both_hosts["native"]
     native_state, python_state = MemoryBackend(), MemoryBackend()

@@ -1,6 +1,6 @@
 """The native host's instance of a component (``fs_bus._native``, built from ``native/``).
 
-Same methods and semantics as :class:`~fs_bus.runtime.wasm.PyWasmProcessor`; what
+Same methods and semantics as :class:`~fs_bus.runtime.wasm.py_host.PyWasmProcessor`; what
 differs is where the guest boundary is crossed. A batch of records goes into Rust
 with one call, and every ``fs-process`` call, every ``emit`` and every kv call
 stays there: values are copied straight into and out of the guest's memory by the
@@ -27,13 +27,17 @@ from fs_bus import _native  # type: ignore[attr-defined]
 from fs_bus.errors import BatchFailed, GuestError, GuestTimeout, InvalidArtifact
 from fs_bus.runtime.base import Emitted
 from fs_bus.runtime.framing import InputRecord, Record, decode_output, encode_input
-from fs_bus.runtime.wasm import (
-    BATCH_DIR, LoadedComponent, WasiGrants, WasmEngine, WasmProcessor, _BatchFiles, _cause, _GuestOutput,
-)
+from fs_bus.runtime.wasm.batch_files import _BatchFiles
+from fs_bus.runtime.wasm.checks import BATCH_DIR, LoadedComponent
+from fs_bus.runtime.wasm.engine import WasmEngine
+from fs_bus.runtime.wasm.messages import _cause
+from fs_bus.runtime.wasm.output import _GuestOutput
+from fs_bus.runtime.wasm.processor import WasmProcessor
+from fs_bus.runtime.wasm.wasi import WasiGrants
 from fs_bus.state.backend import MemoryBackend, StateBackend, StateError
 from fs_bus.state.kv import KvStore
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fs_bus.runtime.wasm_native")  # its name before it moved here
 
 WasmCallError = _native.WasmCallError
 _UNKNOWN_IMPORT = re.compile(r"unknown import: `([^`]+)` has not been defined")
