@@ -21,7 +21,7 @@ def test_an_error_longer_than_80_columns_stays_on_one_line_when_captured():
 
 
 def test_a_text_answer_of_call_is_a_line_and_a_binary_one_is_left_alone():
-    from fs_bus.cli.main import as_line
+    from fs_bus.cli.functions import as_line
 
     assert as_line(b"2") == b"2\n"
     assert as_line(b"2\n") == b"2\n"
