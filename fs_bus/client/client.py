@@ -9,14 +9,12 @@ once durable with ``wait=False``.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import fnmatch
 import functools
 import os
 import getpass
 import hashlib
-import keyword
 import logging
 import socket
 import time
@@ -27,10 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from fs_bus.artifacts import store as artifact_store
-from fs_bus.artifacts.python_bundle import _MODULE_RE as _MODULE_NAME_RE
-from fs_bus.artifacts.python_bundle import PythonBundle, pack
+from fs_bus.artifacts.python_bundle import pack
 from fs_bus.artifacts.signing import SigningKey
-from fs_bus.artifacts.python_bundle import validate as validate_bundle
 from fs_bus.config.model import FunctionConfig, TaskType
 from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
@@ -38,6 +34,7 @@ from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
 from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
+from fs_bus.client.uploads import WASM_MAGIC, _python_bundle, _text, check_component
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.clock import now_ms as _now_ms
 from fs_bus.errors import (
@@ -56,8 +53,6 @@ from fs_bus.status.store import StatusReader
 
 ENV_SIGNING_KEY = "FS_BUS_SIGNING_KEY"  # a PEM ed25519 private key file that signs created functions
 log = logging.getLogger(__name__)
-WASM_MAGIC = b"\x00asm"
-COMPONENT_LAYER = b"\x0d\x00\x01\x00"  # version 0x0d, layer 1: a component, not a core module
 Progress = Callable[[int, int], None]
 # A listing asks each function's own cluster for its lag; one that does not answer in
 # this time gets an error in its row instead of holding up the rest.
@@ -65,16 +60,6 @@ LISTING_TIMEOUT_S = 5.0
 
 if TYPE_CHECKING:
     from fs_client.config import WasmTaskConfig
-
-
-def check_component(data: bytes, what: str = "function") -> None:
-    """Refuse what is not a WebAssembly component before it is uploaded."""
-    if data[:4] != WASM_MAGIC:
-        raise InvalidArtifact(f"{what} is not WebAssembly (no \\0asm header); a processor needs a .wasm component")
-    if data[4:8] != COMPONENT_LAYER:
-        raise InvalidArtifact(
-            f"{what} is a core WebAssembly module, not a component; build it for the component model "
-            "(e.g. `wasm-tools component new core.wasm -o component.wasm`)")
 
 
 C = TypeVar("C", bound=type)
@@ -538,75 +523,6 @@ class FsClient:
                         f"{len(answered)} of {len(live)} live node(s) reported {what} in time; waiting on "
                         f"{', '.join(missing)}", answered=len(answered), alive=len(live))
                 store.poll(0.2)
-
-
-def _text(config_content: str | bytes) -> str:
-    return config_content.decode() if isinstance(config_content, bytes) else config_content
-
-
-def _python_bundle(class_name: str, modules: Sequence[tuple[str, bytes]],
-                   packages: Iterable[str] | None) -> tuple[PythonBundle, frozenset[str]]:
-    """Check create_python_function's arguments and make its bundle; raise before any I/O."""
-    if not isinstance(class_name, str) or not class_name.isidentifier() or keyword.iskeyword(class_name):
-        raise InvalidArtifact(f"class_name must be a Python class name (an identifier), not {class_name!r}")
-    if isinstance(modules, (str, bytes)) or not isinstance(modules, (list, tuple)):
-        raise InvalidArtifact(f"modules must be a list of (module name, source) pairs, not "
-                              f"{type(modules).__name__}")
-    if not modules:
-        raise InvalidArtifact("a python function needs at least one module (the one defining its driver class)")
-    pairs = []
-    for i, item in enumerate(modules):
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise InvalidArtifact(f"modules[{i}] must be a (module name, source) pair, not {item!r:.80}")
-        name, source = item
-        if not isinstance(name, str) or not _MODULE_NAME_RE.fullmatch(name) or \
-                any(keyword.iskeyword(part) for part in name.split(".")):
-            raise InvalidArtifact(f"modules[{i}]: {name!r} is not a dotted Python module name (like pkg.mod)")
-        if isinstance(source, str):
-            source = source.encode()
-        elif isinstance(source, (bytes, bytearray, memoryview)):
-            source = bytes(source)
-        else:
-            raise InvalidArtifact(f"module {name!r}: source must be bytes or str, not {type(source).__name__}")
-        try:
-            compile(source, f"{name} (module of the python function)", "exec", dont_inherit=True)
-        except SyntaxError as exc:
-            raise InvalidArtifact(f"module {name!r}, line {exc.lineno}: syntax error: {exc.msg}") from None
-        except ValueError as exc:  # null bytes
-            raise InvalidArtifact(f"module {name!r} is not Python source: {exc}") from None
-        pairs.append((name, source))
-    names = [n for n, _ in pairs]
-    if packages is None:
-        package_set = frozenset(n for n in names if any(other.startswith(n + ".") for other in names))
-    else:
-        package_set = frozenset(packages)
-        unknown = sorted(package_set - set(names))
-        if unknown:
-            raise InvalidArtifact(f"packages {unknown} are not among the modules {names}")
-    bundle = PythonBundle(class_name, tuple(pairs))
-    validate_bundle(bundle)  # duplicate names etc.
-    entry_name, entry_source = pairs[-1]
-    if not _binds(entry_source, class_name):
-        raise InvalidArtifact(
-            f"class {class_name!r} is not defined in module {entry_name!r}, the last module; the module defining "
-            "the driver class goes last")
-    return bundle, package_set
-
-
-def _binds(source: bytes, name: str) -> bool:
-    """Whether the module may bind ``name`` at run time (leniently: anything it could be)."""
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ClassDef) and node.name == name:
-            return True
-        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
-            return True
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                if alias.name == "*" or (alias.asname or alias.name.partition(".")[0]) == name:
-                    return True
-        if isinstance(node, ast.Name) and node.id in ("globals", "setattr", "exec"):
-            return True  # made at run time: leave it to the node
-    return False
 
 
 def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatus],
