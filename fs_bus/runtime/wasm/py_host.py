@@ -200,7 +200,8 @@ class PyWasmProcessor(WasmProcessor):
             if self._component.fast:
                 # The batch files' directory, and nothing else the caller did not grant.
                 self._files = _BatchFiles()
-                grants = WasiGrants(dict(grants.env), [*grants.preopens, (self._files.dir, BATCH_DIR)])
+                grants = WasiGrants(dict(grants.env), [*grants.preopens, (self._files.dir, BATCH_DIR)],
+                                    grants.read_only)
             wasi_config = grants.config()
         except (ValueError, OSError, wasmtime.WasmtimeError) as e:
             self._drop()
