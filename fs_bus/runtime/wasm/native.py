@@ -86,17 +86,7 @@ class NativeWasmProcessor(WasmProcessor):
         memory_limit_mb: int = 0,
         kv_cache_entries: int = 1 << 17,
     ) -> None:
-        if call_timeout_s <= 0:
-            raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
-        if memory_limit_mb < 0:
-            raise ValueError(f"memory_limit_mb must be >= 0 (0: no limit), got {memory_limit_mb}")
-        self.memory_limit_mb = memory_limit_mb
-        self.function_name = function_name
-        self.call_timeout_s = call_timeout_s
-        self._component = component
-        self._broken = False
-        self._closed = False
-        self._last_checkpoint: int | None = None
+        self._set_up(component, function_name, call_timeout_s, memory_limit_mb)
         self._owns_state = state is None
         self.state: StateBackend = MemoryBackend() if state is None else state
         self._output = _GuestOutput(log or logging.getLogger(f"fs_bus.guest.{function_name}"), function_name)

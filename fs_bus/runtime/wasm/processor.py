@@ -49,6 +49,20 @@ class WasmProcessor:
                 cls = PyWasmProcessor
         return object.__new__(cls)
 
+    def _set_up(self, component: Any, function_name: str, call_timeout_s: float, memory_limit_mb: int) -> None:
+        """What both hosts' instances start from: the checked limits, not broken, not closed."""
+        if call_timeout_s <= 0:
+            raise ValueError(f"call_timeout_s must be > 0, got {call_timeout_s}")
+        if memory_limit_mb < 0:
+            raise ValueError(f"memory_limit_mb must be >= 0 (0: no limit), got {memory_limit_mb}")
+        self.memory_limit_mb = memory_limit_mb
+        self.function_name = function_name
+        self.call_timeout_s = call_timeout_s
+        self._component = component
+        self._broken = False
+        self._closed = False
+        self._last_checkpoint: int | None = None
+
     @property
     def broken(self) -> bool:
         """True after a trap or a timeout: wasmtime refuses further calls."""
