@@ -185,24 +185,12 @@ def down(directory: Path, *, purge: bool = False, say: Say = print) -> None:
     broker = _broker(directory)
     if not _pid_alive(console_pid) and not _pid_alive(pid) and not (broker is not None and broker.is_running()):
         say(f"nothing was running (no local broker, node or console in {directory})")
-    if _pid_alive(console_pid):
-        assert console_pid is not None
-        os.kill(console_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while _pid_alive(console_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_alive(console_pid):
-            os.kill(console_pid, signal.SIGKILL)
+    if console_pid is not None and _pid_alive(console_pid):
+        _terminate(console_pid, grace_s=10)
         say(f"console stopped (pid {console_pid})")
     (directory / "console.pid").unlink(missing_ok=True)
-    if _pid_alive(pid):
-        assert pid is not None
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    if pid is not None and _pid_alive(pid):
+        _terminate(pid, grace_s=30)  # a node flushes its outputs and commits first
         say(f"node stopped (pid {pid})")
     (directory / "node.pid").unlink(missing_ok=True)
     (directory / METRICS_PORT_FILE).unlink(missing_ok=True)
@@ -247,3 +235,13 @@ def status(directory: Path, *, say: Say = print) -> bool:
     say(f"console: {st.console_url or 'stopped'}")
     say(f"dir:    {directory}")
     return st.ok
+
+
+def _terminate(pid: int, *, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL if ``pid`` is still alive after ``grace_s``."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
