@@ -128,6 +128,14 @@ class FsClient:
 
     def create_function_from_files(self, function_path: str | Path, config_path: str | Path, *,
                                    wait: bool = True, timeout: float | None = None) -> bool:
+        """Create a function from a component file and its config file (the reference
+        client's call): True once created. :meth:`create_function` returns its name."""
+        self.create_function(function_path, config_path, wait=wait, timeout=timeout)
+        return True
+
+    def create_function(self, function_path: str | Path, config_path: str | Path, *,
+                        wait: bool = True, timeout: float | None = None) -> str:
+        """As :meth:`create_function_from_files`; returns the created function's name."""
         f, c = Path(function_path), Path(config_path)
         for p, what in ((f, "function file"), (c, "config file")):
             if not p.is_file():
@@ -142,11 +150,16 @@ class FsClient:
         except UnicodeDecodeError as exc:
             raise InvalidConfig(f"config file {c} is not UTF-8 text ({exc.reason} at byte {exc.start}); a config is "
                                 "YAML text") from None
-        return self.create_function_from_bytes(f.read_bytes(), config_bytes, wait=wait, timeout=timeout,
-                                               source=str(f))
+        return self._create_component(f.read_bytes(), config_bytes, wait, timeout, str(f))
 
     def create_function_from_bytes(self, function_bytes: bytes, config_content: str | bytes, *,
                                    wait: bool = True, timeout: float | None = None, source: str = "function") -> bool:
+        self._create_component(function_bytes, config_content, wait, timeout, source)
+        return True
+
+    def _create_component(self, function_bytes: bytes, config_content: str | bytes, wait: bool,
+                          timeout: float | None, source: str) -> str:
+        """Check and create a ``type: processor`` function; its name."""
         if not isinstance(config_content, (str, bytes)):
             raise TypeError(f"config_content must be str or bytes, not {type(config_content).__name__}")
         looks_wasm = bytes(function_bytes[:4]) == WASM_MAGIC
@@ -158,8 +171,8 @@ class FsClient:
                 f"function {config.name!r} has type 'python': its code is Python modules, not a .wasm file; "
                 "upload it with create_python_function(class_name, modules, config) or "
                 "create_python_function_from_config(config, DriverClass). A .wasm component needs type: processor")
-        return self._create(config, _text(config_content), bytes(function_bytes), ArtifactKind.WASM_COMPONENT,
-                            wait, timeout)
+        self._create(config, _text(config_content), bytes(function_bytes), ArtifactKind.WASM_COMPONENT, wait, timeout)
+        return config.name
 
     def create_python_function(self, class_name: str, modules: Sequence[tuple[str, bytes]],
                                config_content: str | bytes, *, wait: bool = True, timeout: float | None = None,

@@ -92,18 +92,9 @@ class SqlRunner:
         if missing:
             raise StatementError(f"CREATE FUNCTION: missing property {', '.join(repr(m) for m in missing)}")
         function_path, config_path = Path(props["function_path"]), Path(props["config_path"])
-        self.client.create_function_from_files(function_path, config_path, wait=self.wait, timeout=self.timeout)
-        name = _function_name(config_path)
+        name = self.client.create_function(function_path, config_path, wait=self.wait, timeout=self.timeout)
         self._say(f"created function {name} ({function_path.name}, {config_path})", statement="CREATE FUNCTION",
                   function=name, function_path=str(function_path), config_path=str(config_path), result="created")
-
-
-def _function_name(config_path: Path) -> str:
-    """The name in a config the client has just accepted (so it parses)."""
-    from fs_bus.config.model import TaskType
-    from fs_bus.config.validate import parse_config
-
-    return parse_config(config_path.read_bytes(), default_type=TaskType.PROCESSOR).name
 
 
 def functions_as_json(result: ShowFunctionsResult) -> dict:
