@@ -177,10 +177,12 @@ def test_a_slow_output_holds_the_function_back_with_bounded_memory(bootstrap_ser
     config = upper_config(bootstrap_servers, name, src, dst).replace(
         "        auto.offset.reset: earliest\n",
         "        auto.offset.reset: earliest\n        queued.max.messages.kbytes: 2048\n"
-        "        runtime: {batch-consume-size: 500}\n")
+        "        runtime: {batch-consume-size: 200}\n")
     config += "    runtime: {channel-capacity: 1000}\n"
-    # Commit points every 1 000 records, so some come within the throttled 15 s below.
-    config += "processor-runtime: {max-batch-size: 1000}\n"
+    # Commit points every 200 records: a commit point waits for its outputs, 200 of them
+    # take 4 s at the throttled 50 records/s, so some come within the 15 s below (at
+    # 1 000 records a commit point alone took 20 s once a fast host had read that far).
+    config += "processor-runtime: {max-batch-size: 200}\n"
     client.create_function_from_bytes(UPPER_WASM.read_bytes(), config)
     baseline = _rss_mb(node.proc.pid)
     produce(bootstrap_servers, src, [(b"%d" % i, b"x" * size) for i in range(records)])
