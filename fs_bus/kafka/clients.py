@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from fs_bus.errors import AccessDenied, FsBusError, InvalidConfig, KafkaUnavailable
@@ -347,6 +347,27 @@ def produce_durably(producer: Producer, topic: str, key: bytes, value: bytes | N
         if refused is not None:
             raise refused
         raise KafkaUnavailable(f"write to {topic!r} failed: {outcome[0].str()}")
+
+
+# Errors a partition gives while its leader is still being elected or loaded, e.g.
+# right after its topic was created: asking again a moment later succeeds.
+_SETTLING = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+})
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """``(low, high)`` offsets of ``tp``, asked again while its leader is still settling
+    (a topic created a moment ago), until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=max(0.1, deadline - time.monotonic()))
+        except KafkaException as exc:
+            if exc.args[0].code() not in _SETTLING or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.1)
 
 
 def take(consumer: Consumer, n: int, timeout: float) -> list[Message]:

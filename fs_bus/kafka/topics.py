@@ -167,7 +167,25 @@ def ensure_data_topics(admin: AdminClient, names: list[str], timeout: float = 30
         except KafkaException as exc:
             if exc.args[0].code() != 36:
                 raise KafkaUnavailable(f"cannot create topic {name!r}: {exc.args[0].str()}") from None
+    await_leaders(admin, created)
     return created
+
+
+def await_leaders(admin: AdminClient, names: list[str], timeout: float = 10.0) -> None:
+    """Wait (bounded) until every partition of the topics ``names`` has a leader: a topic
+    just created answers NOT_LEADER_FOR_PARTITION for a moment, and a function starting
+    on it would report that as its failure. Returns quietly at the deadline: what uses
+    the topics then retries as it would anyway."""
+    deadline = time.monotonic() + timeout
+    while names and time.monotonic() < deadline:
+        try:
+            md = admin.list_topics(timeout=max(0.1, deadline - time.monotonic())).topics
+        except KafkaException:
+            md = {}
+        if all(n in md and md[n].partitions and md[n].error is None
+               and all(p.leader >= 0 and p.error is None for p in md[n].partitions.values()) for n in names):
+            return
+        time.sleep(0.1)
 
 
 def partition_counts(admin: AdminClient, names: list[str], timeout: float = 30.0) -> dict[str, int]:
@@ -197,6 +215,7 @@ def ensure_changelog_topics(admin: AdminClient, wanted: Mapping[str, int], delet
             except KafkaException as exc:
                 if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS: another node was first
                     raise KafkaUnavailable(f"cannot create changelog topic {name!r}: {exc.args[0].str()}") from None
+        await_leaders(admin, created)
     grow = [NewPartitions(n, wanted[n]) for n in sorted(have) if have[n] < wanted[n]]
     if grow:
         for name, fut in admin.create_partitions(grow, request_timeout=timeout).items():

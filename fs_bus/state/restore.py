@@ -45,7 +45,7 @@ def open_durable(path: Path, settings: KafkaSettings, topic: str, partition: int
     consumer = clients.changelog_reader(settings)
     try:
         tp = TopicPartition(topic, partition)
-        low, high = consumer.get_watermark_offsets(tp, timeout=30)
+        low, high = clients.watermarks(consumer, tp, timeout=30)
         state = ChangelogBackend(SqliteBackend(path))
         position = state.position()
         discarded = False
