@@ -259,19 +259,25 @@ impl KvHost {
             return Ok(());
         }
         let writes = PyList::empty(py);
-        for (space, map) in [(Space::Simple, &mut cache.simple), (Space::Complex, &mut cache.complex)] {
-            for (key, slot) in map.iter_mut().filter(|(_, s)| s.dirty) {
+        for (space, map) in [(Space::Simple, &cache.simple), (Space::Complex, &cache.complex)] {
+            for (key, slot) in map.iter().filter(|(_, s)| s.dirty) {
                 let value = match &slot.value {
                     Some(v) => PyBytes::new(py, v).into_any(),
                     None => py.None().into_bound(py),
                 };
                 let key = PyBytes::new(py, &encoded(space, key)).into_any();
                 writes.append(PyTuple::new(py, [key, value])?)?;
+            }
+        }
+        // Clean only once the back end took them: a failed hand-over keeps them dirty
+        // for the next flush (writing a key twice is harmless; losing one is not).
+        cache.py.call_method1(py, intern!(py, "apply_writes"), (writes,))?;
+        for map in [&mut cache.simple, &mut cache.complex] {
+            for slot in map.values_mut() {
                 slot.dirty = false;
             }
         }
         cache.dirty = 0;
-        cache.py.call_method1(py, intern!(py, "apply_writes"), (writes,))?;
         Ok(())
     }
 

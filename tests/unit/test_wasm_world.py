@@ -301,6 +301,34 @@ def test_a_back_end_that_fails_at_a_checkpoint_fails_the_checkpoint(
         probe.p.close()
 
 
+def test_a_write_whose_hand_over_failed_still_reaches_the_back_end_at_the_checkpoint(
+    engine: WasmEngine, guest: LoadedComponent
+) -> None:
+    """The native host hands cached writes over before a range read; if the back end
+    fails then, the writes stay pending and go at the next hand-over (a checkpoint), so
+    nothing the guest wrote is committed away. (Write-through: the write itself fails.)"""
+    state = FailingBackend()
+    probe = new_guest(engine, guest, state=state)
+    try:
+        if engine.host == "native":
+            probe.run("put_state", key=b"k", value=b"v")  # cached
+            state.failure = StateError("disk full")
+            with pytest.raises(KvErr, match="Error_IoError"):
+                probe.run("list_states", start=b"", end=b"z")  # the hand-over fails
+        else:
+            state.failure = StateError("disk full")
+            with pytest.raises(KvErr, match="Error_IoError"):
+                probe.run("put_state", key=b"k", value=b"v")
+            state.failure = None
+            probe.run("put_state", key=b"k", value=b"v")
+        state.failure = None
+        probe.p.take_checkpoint(1)
+        assert KvStore(state, "s").get_state(b"k") == b"v"
+    finally:
+        state.failure = None
+        probe.p.close()
+
+
 def test_state_written_by_the_guest_is_durable_at_a_checkpoint(
     engine: WasmEngine, guest: LoadedComponent, tmp_path: Path
 ) -> None:
