@@ -10,19 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.guests import build
 
 ROOT = Path(__file__).resolve().parents[2]
 GO_CONFIG = ROOT / "examples" / "go-processor" / "config.yaml"
 PY_COUNTER = ROOT / "examples" / "python-processor" / "counter.py"
 PY_CONFIG = ROOT / "examples" / "python-processor" / "config.yaml"
-
-
-@pytest.fixture(scope="module")
-def go_counter(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("go") / "processor.wasm"
-    path.write_bytes(build.example("go-processor"))
-    return path
 
 
 def fs_bus_test(*args: object, stdin: str = "", cwd: Path = ROOT) -> subprocess.CompletedProcess:

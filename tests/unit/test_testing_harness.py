@@ -20,13 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 GO_CONFIG = ROOT / "examples" / "go-processor" / "config.yaml"
 
 
-@pytest.fixture(scope="module")
-def go_counter(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("go") / "processor.wasm"
-    path.write_bytes(build.example("go-processor"))
-    return path
-
-
 @pytest.fixture
 def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.getbasetemp() / "compiled-cache"  # shared by the tests: compile once
