@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -205,28 +205,36 @@ def value_pool(size: int, count: int = 1024, seed: int = 7) -> list[bytes]:
     return ["".join(rnd.choice(alphabet) for _ in range(size)).encode() for _ in range(count)]
 
 
-def produce_dataset(bootstrap: str, topic: str, records: int, size: int, partitions: int,
-                    deadline: Deadline) -> dict[str, Any]:
-    """``records`` values of ``size`` bytes, round-robin over the partitions, no keys."""
-    pool = value_pool(size)
+def produce_round_robin(bootstrap: str, topic: str, values: Iterable[bytes], partitions: int,
+                        deadline: Deadline, what: str) -> float:
+    """Produce ``values``, record i to partition i % partitions, no keys, waiting on a full
+    queue; returns the seconds taken until every record is acknowledged."""
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20,
                   "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000})
     started = time.monotonic()
     produce = p.produce
-    npool = len(pool)
-    for i in range(records):
+    for i, value in enumerate(values):
         while True:
             try:
-                produce(topic, pool[i % npool], partition=i % partitions)
+                produce(topic, value, partition=i % partitions)
                 break
             except BufferError:
                 p.poll(0.05)
-                deadline.check("producing the data set")
+                deadline.check(f"producing {what}")
         if i % 10_000 == 0:
             p.poll(0)
     while p.flush(1.0):
-        deadline.check("flushing the data set")
-    took = time.monotonic() - started
+        deadline.check(f"flushing {what}")
+    return time.monotonic() - started
+
+
+def produce_dataset(bootstrap: str, topic: str, records: int, size: int, partitions: int,
+                    deadline: Deadline) -> dict[str, Any]:
+    """``records`` values of ``size`` bytes, round-robin over the partitions, no keys."""
+    pool = value_pool(size)
+    npool = len(pool)
+    took = produce_round_robin(bootstrap, topic, (pool[i % npool] for i in range(records)), partitions,
+                               deadline, "the data set")
     return {"topic": topic, "records": records, "size": size, "partitions": partitions,
             "produce_seconds": round(took, 3), "produce_records_per_s": round(records / took, 1)}
 

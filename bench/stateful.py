@@ -39,10 +39,11 @@ from collections import Counter
 from itertools import accumulate
 from typing import Any, Iterable
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from bench import limit, streams
 from bench.common import (
+    produce_round_robin,
     ROOT, CaseSkipped, CaseTimeout, Children, Deadline, Params, PartialTimeout, create_topics,
     go_processor_wasm, log,
 )
@@ -126,22 +127,7 @@ def compare(expected: Counter[bytes], got: Counter[bytes]) -> dict[str, Any]:
 def produce_sentences(bootstrap: str, topic: str, values: list[bytes], partitions: int,
                       deadline: Deadline) -> float:
     """Round-robin over the partitions (record i to partition i % partitions); returns the seconds taken."""
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20,
-                  "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000})
-    started = time.monotonic()
-    for i, v in enumerate(values):
-        while True:
-            try:
-                p.produce(topic, v, partition=i % partitions)
-                break
-            except BufferError:
-                p.poll(0.05)
-                deadline.check("producing the sentences")
-        if i % 10_000 == 0:
-            p.poll(0)
-    while p.flush(1.0):
-        deadline.check("flushing the sentences")
-    return time.monotonic() - started
+    return produce_round_robin(bootstrap, topic, values, partitions, deadline, "the sentences")
 
 
 def read_topic(bootstrap: str, topic: str, partitions: int, records: int, deadline: Deadline) -> Counter[bytes]:
