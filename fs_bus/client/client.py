@@ -265,7 +265,7 @@ class FsClient:
         config = spec.valid
         owners = {label: node for node, labels in info.partitions.items() for label in labels}
         nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
-                  "error": st.error, "alive": n in live}
+                  "error": st.error, "errors": st.errors, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
         lag_error = None
         try:

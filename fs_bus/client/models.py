@@ -122,7 +122,7 @@ class FunctionDescription:
     updated_by: str
     group_id: str
     guarantee: str
-    nodes: list[dict] = field(default_factory=list)  # node, state, revision, partitions, error
+    nodes: list[dict] = field(default_factory=list)  # node, state, revision, partitions, error, errors, alive
     lag: list[dict] = field(default_factory=list)  # topic, partition, node, committed, end, lag
     changelogs: list[str] = field(default_factory=list)
     lag_error: str | None = None  # why ``lag`` is empty (e.g. its input cluster cannot be reached)

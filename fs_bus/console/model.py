@@ -3,8 +3,9 @@
 Throughput is measured from Kafka alone, so the console works wherever the CLI does
 (no node's metrics port need be reachable): *records in* is the sum of the function
 group's committed offsets over its input partitions — what it has processed — and
-*records out* the sum of its output topics' end offsets. A rate is the growth of such
-a counter over the last seconds of samples.
+*records out* the sum of its output topics' end offsets, and *errors* the sum of the
+error counters its nodes publish in their status records. A rate is the growth of
+such a counter over the last seconds of samples.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Sample:
     records_in: int  # the group's committed offsets, summed over its input partitions
     records_out: int  # its output topics' end offsets, summed
     lag: int | None  # total over its input partitions; None when it could not be read
+    errors: int = 0  # the errors its nodes' status records count, summed
 
 
 @dataclass
@@ -135,8 +137,10 @@ def function_view(rec: FunctionRecord, statuses: Mapping[str, FunctionStatus], l
         "records_in": latest.records_in if latest else None,
         "records_out": latest.records_out if latest else None,
         "in_per_s": _round(samples.rate("records_in")), "out_per_s": _round(samples.rate("records_out")),
-        "errors_per_s": None,  # not in Kafka: a node's fs_bus_errors_total counts them (see docs/console.md)
-        "spark": {"in_per_s": samples.rates("records_in"), "lag": samples.lags()},
+        "errors": latest.errors if latest else None,
+        "errors_per_s": _round(samples.rate("errors")),
+        "spark": {"in_per_s": samples.rates("records_in"), "lag": samples.lags(),
+                  "errors_per_s": samples.rates("errors")},
         "updated_at": rec.updated_at, "updated_by": rec.updated_by,
     }
 
@@ -150,7 +154,8 @@ def function_detail(rec: FunctionRecord, view: Mapping[str, Any], statuses: Mapp
         "artifact": {"sha256": rec.artifact.sha256, "size": rec.artifact.size, "kind": rec.artifact.kind.value,
                      "signed_by": rec.artifact.signed_by},
         "node_reports": [{"node": n, "state": st.state.value, "revision": st.revision,
-                          "partitions": list(st.partitions), "error": st.error, "alive": n in live,
+                          "partitions": list(st.partitions), "error": st.error, "errors": st.errors,
+                          "alive": n in live,
                           "updated_at": st.updated_at} for n, st in sorted(statuses.items())],
         "history": [{"revision": h.revision, "desired": h.desired, "updated_at": h.updated_at,
                      "updated_by": h.updated_by, "offset": h.offset, "artifact_sha256": h.artifact_sha256}

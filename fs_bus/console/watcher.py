@@ -125,10 +125,10 @@ class ClusterWatcher:
             rec = self._control.table.functions[name]
             lags, out_total = self._measure(rec.config_yaml, name)
             samples = self._samples.setdefault(name, model.Samples())
+            statuses = self._status.of_function(name)
             if lags is not None:
                 samples.add(model.Sample(now, sum(pl.committed or 0 for pl in lags), out_total or 0,
-                                         sum(pl.lag for pl in lags)))
-            statuses = self._status.of_function(name)
+                                         sum(pl.lag for pl in lags), sum(st.errors for st in statuses.values())))
             view = model.function_view(rec, statuses, live, lags, samples)
             functions.append(view)
             details[name] = model.function_detail(rec, view, statuses, live, self._history.get(name, ()))

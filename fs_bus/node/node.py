@@ -106,6 +106,7 @@ class Node:
             reader.read_to_end(self._fold, timeout=120)
             self.ready.set()
             self._reconcile()
+            next_counts = now_ms()
             while not stop.is_set():
                 changed = False
                 for msg in reader.poll(0.2):
@@ -115,6 +116,9 @@ class Node:
                     self._reconcile()
                 for msg in calls.poll(0):
                     route(msg, self._callee, self.node_id)
+                if now_ms() >= next_counts:  # counters (errors) go out once a beat while they grow
+                    next_counts = now_ms() + int(self.options.heartbeat_interval_s * 1000)
+                    self._publish_changes()
         finally:
             self._shutdown()
             reader.close()
@@ -234,11 +238,12 @@ class Node:
             else:
                 error = inst.notice if inst is not None else None
             partitions = tuple(inst.partitions) if inst is not None else ()
-            snapshot = (entry.observed.record.revision, entry.observed.state, error, partitions)
+            errors = inst.metrics.errors if inst is not None else 0
+            snapshot = (entry.observed.record.revision, entry.observed.state, error, partitions, errors)
             if snapshot == entry.published:
                 continue
             status = FunctionStatus(name, self.node_id, entry.observed.record.revision, entry.observed.state,
-                                    error, partitions, now_ms())
+                                    error, partitions, now_ms(), errors)
             self.status.function(name, self.node_id, status)
             entry.published = snapshot
 

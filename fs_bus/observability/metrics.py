@@ -155,6 +155,7 @@ class FunctionMetrics:
 
     def __init__(self, node: NodeMetrics | None, function: str):
         self.function = function
+        self.errors = 0  # counted here too: the node publishes it in the function's status
         self.lag: dict[tuple[str, int], int] = {}  # replaced whole by the instance thread; read by scrapes
         if node is None:  # an instance built without a node (unit tests): count into nothing
             self._in = self._out = self._errors = self._dead = self._batch = None
@@ -174,6 +175,7 @@ class FunctionMetrics:
         self._batch.observe(seconds)
 
     def error(self) -> None:
+        self.errors += 1
         if self._errors is not None:
             self._errors.inc()
 

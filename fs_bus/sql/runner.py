@@ -147,11 +147,11 @@ def render_description(d: FunctionDescription) -> list[object]:
     ):
         head.add_row(key, value)
     nodes = Table(title="nodes", header_style="bold", title_justify="left")
-    for col in ("node", "state", "revision", "partitions", "error"):
-        nodes.add_column(col, overflow="fold")
+    for col in ("node", "state", "revision", "partitions", "errors", "error"):
+        nodes.add_column(col, overflow="fold", justify="right" if col == "errors" else "left")
     for n in d.nodes:
         nodes.add_row(n["node"] + ("" if n["alive"] else " (dead)"), n["state"], str(n["revision"]),
-                      ", ".join(n["partitions"]) or "-", n["error"] or "")
+                      ", ".join(n["partitions"]) or "-", str(n["errors"]), n["error"] or "")
     lag = Table(title="partitions", header_style="bold", title_justify="left")
     for col in ("topic", "partition", "node", "committed", "end", "lag"):
         lag.add_column(col, justify="right" if col in ("partition", "committed", "end", "lag") else "left")

@@ -48,6 +48,7 @@ class FunctionStatus:
     error: str | None
     partitions: tuple[str, ...]
     updated_at: int
+    errors: int = 0  # the function's errors on this node since its instance started (a counter)
 
 
 def node_key(node_id: str) -> bytes:
@@ -70,7 +71,7 @@ def encode_status(st: FunctionStatus) -> bytes:
     return codec.encode("FunctionStatus", {
         "function": st.function, "node_id": st.node_id, "revision": st.revision,
         "state": st.state.value, "error": st.error, "partitions": list(st.partitions),
-        "updated_at": st.updated_at,
+        "updated_at": st.updated_at, "errors": st.errors,
     })
 
 
@@ -118,6 +119,6 @@ def apply(table: StatusTable, key: bytes | None, value: bytes | None) -> StatusT
             functions[(fn, node)] = FunctionStatus(
                 function=d["function"], node_id=d["node_id"], revision=d["revision"],
                 state=ObservedState(d["state"]), error=d["error"], partitions=tuple(d["partitions"]),
-                updated_at=codec.millis(d["updated_at"]))
+                updated_at=codec.millis(d["updated_at"]), errors=d["errors"])
         return StatusTable(table.nodes, functions)
     raise DecodeError(f"unknown status key {k!r}")

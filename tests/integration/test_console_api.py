@@ -101,6 +101,30 @@ def test_the_event_stream_shows_the_record_count_rise_while_records_flow(
     assert counts == sorted(counts), counts  # it only rises
 
 
+def test_errors_per_second_rise_while_a_function_fails_on_records(
+        bootstrap_servers, namespace, client, nodes, consoles):
+    from tests.integration.test_error_policy import PICKY, picky_config
+    nodes("n1")
+    src = f"{namespace}-in"
+    create_topic(bootstrap_servers, src, partitions=1)
+    client.create_python_function("Picky", [("picky", PICKY)],
+                                  picky_config(bootstrap_servers, src, f"{namespace}-out", "errors.policy: skip"),
+                                  timeout=120)
+    console = consoles()
+    produce(bootstrap_servers, src, [(f"k{i}".encode(), b"boom %d" % i) for i in range(3)])
+
+    def failing():
+        picky = next((f for f in console.get("/api/state")[1]["functions"] if f["name"] == "picky"), None)
+        assert picky is not None, "not listed yet"
+        # Each poison record fails twice (its first attempt and one retry) before it is skipped.
+        assert picky["errors"] is not None and picky["errors"] >= 2 and picky["errors_per_s"], picky
+        return picky
+    wait_until(failing, 90, "errors counted and a rate of errors")
+    counted = wait_until(lambda: [r["errors"] for r in console.get("/api/functions/picky")[1]["node_reports"]
+                                  if r["errors"] >= 6], 60, "every poison record's failures counted")
+    assert counted[0] <= 9, counted  # at most 3 per record: a batch that died whole, then the record alone
+
+
 def test_a_read_only_console_refuses_every_write_and_nothing_changes(
         bootstrap_servers, namespace, client, nodes, consoles):
     nodes("n1")

@@ -76,6 +76,10 @@ def test_a_poison_record_is_retried_then_settled_by_the_policy_and_the_rest_flow
     described = client.describe_function("picky")
     wait_until(lambda: client.describe_function("picky").lag[0]["committed"] == 4, 30, "offset committed past all")
     assert described.lag[0]["partition"] == 0
+    # The node counts the failures (the first attempt and its retry) in its status record.
+    (node,) = wait_until(lambda: [n for n in client.describe_function("picky").nodes if n["errors"] >= 2], 30,
+                         "the error count in the status")
+    assert node["node"] == "n1" and node["errors"] <= 3  # 3: a batch that died whole, then the record alone
     out.close()
 
 

@@ -87,3 +87,11 @@ def test_a_node_shows_what_it_holds_and_dies_after_missed_heartbeats():
     assert view["functions"] == [{"name": "f", "state": "RUNNING", "partitions": ["t:0", "t:1"]},
                                  {"name": "g", "state": "STOPPED", "partitions": []}]
     assert node_views(table, now_ms=20_000)[0]["alive"] is False  # 4 missed beats, and over 3 s
+
+
+def test_errors_per_second_is_the_growth_of_the_summed_node_counters():
+    s = Samples()
+    for i, errors in enumerate([0, 0, 4, 10, 10]):  # 10 errors over 4 s
+        s.add(Sample(i * 1000, 0, 0, 0, errors))
+    assert s.rate("errors") == 2.5
+    assert s.rates("errors")[-1] == 2.5 and s.rates("errors")[0] == 0.0

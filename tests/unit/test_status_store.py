@@ -65,3 +65,23 @@ def test_an_inbox_keeps_calls_for_its_partition_only_and_drops_expired_ones() ->
     assert not inbox.offer(CallRequest("3", "f", b"", 0, now_ms() + 60_000), owns_partition=False)
     assert [r.id for r in inbox.take()] == ["1"]
     assert list(inbox.take()) == []
+
+
+def test_a_status_round_trips_with_its_error_count_and_an_older_one_reads_as_no_errors() -> None:
+    import io
+
+    import fastavro
+
+    from fs_bus.control import codec
+
+    counted = FunctionStatus("f", "n1", 2, ObservedState.RUNNING, "1 record(s) skipped", ("in:0",), 1, errors=7)
+    key = status.function_key("f", "n1")
+    assert status.apply(StatusTable(), key, status.encode_status(counted)).of_function("f") == {"n1": counted}
+    old = codec._load(codec.HISTORY_DIR / "function_status.v1.avsc")  # as a node from before the count wrote it
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old.parsed, {"function": "f", "node_id": "n1", "revision": 2, "state": "RUNNING",
+                                                 "error": None, "partitions": ["in:0"], "updated_at": 1})
+    written_before = codec.MAGIC + old.fingerprint + buf.getvalue()
+    assert old.fingerprint != codec.schemas()["FunctionStatus"].fingerprint
+    (st,) = status.apply(StatusTable(), key, written_before).of_function("f").values()
+    assert st.errors == 0 and st.partitions == ("in:0",)

@@ -172,11 +172,11 @@ function functionView(d, name) {
     h("h2", {}, "Log lines ", h("span", { class: "muted" }, "(live, from the logs topic)")),
     logList(name),
     h("h2", {}, "Nodes"),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Node", "State", "Revision", "Partitions", "Error"].map((t) =>
+    h("table", {}, h("thead", {}, h("tr", {}, ["Node", "State", "Revision", "Partitions", "Errors", "Last error"].map((t) =>
       h("th", { scope: "col" }, t)))),
       h("tbody", {}, f.node_reports.map((r) => h("tr", {}, h("td", {}, r.node, r.alive ? "" : " (dead)"),
         h("td", {}, badge(r.state)), h("td", {}, r.revision), h("td", {}, r.partitions.join(", ")),
-        h("td", { class: "error" }, r.error || ""))))),
+        h("td", { class: "num" }, fmtNum(r.errors)), h("td", { class: "error" }, r.error || ""))))),
     h("h2", {}, "Config"), yaml(f.config_yaml),
     h("h2", {}, "Artifact"),
     h("dl", { class: "grid", id: "artifact" }, [["sha256", h("code", {}, a.sha256)], ["Size", `${fmtNum(a.size)} bytes`],
