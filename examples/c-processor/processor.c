@@ -50,6 +50,12 @@ extern void kv_store_put_state(int32_t self, const uint8_t *key, size_t key_len,
 
 static _Alignas(8) uint8_t ret_area[16];
 
+/* The host hands an empty list or string as (its alignment, 0) without calling
+ * cabi_realloc: only a non-empty one was allocated, and only that may be freed. */
+static void free_list(void *p, size_t len) {
+    if (len) free(p);
+}
+
 static uint32_t word_at(const uint8_t *p, size_t offset) {
     uint32_t w;
     memcpy(&w, p + offset, 4);
@@ -113,7 +119,7 @@ static uint64_t add(const uint8_t *word, size_t word_len, uint64_t n) {
             }
             count = count * 10 + (old[i] - '0');
         }
-        free(old);
+        free_list(old, old_len);
     }
     count += n;
     char digits[24];
@@ -189,14 +195,14 @@ void fs_init(uint8_t *config, size_t n) {
         size_t v_len = word_at(config, 16 * i + 12);
         if (k_len == strlen("key_prefix") && memcmp(k, "key_prefix", k_len) == 0) {
             free(key_prefix);
-            key_prefix = v; /* kept: it is ours now */
+            key_prefix = v_len ? v : NULL; /* kept: it is ours now */
             key_prefix_len = v_len;
             v = NULL;
         }
-        free(k);
-        free(v);
+        free_list(k, k_len);
+        free_list(v, v_len);
     }
-    free(config);
+    free_list(config, n);
     open_store();
 }
 
@@ -238,7 +244,7 @@ void fs_process(uint32_t source_id, uint8_t *data, size_t n) {
     collector_emit(0, out.p, out.len);
     free(out.p);
     free(words);
-    free(data);
+    free_list(data, n);
 }
 
 EXPORT("fs-close")
@@ -260,13 +266,12 @@ int32_t fs_check_heartbeat(void) { return 1; }
 
 EXPORT("fs-exec")
 void fs_exec(uint8_t *class_name, size_t class_name_len, uint8_t *modules, size_t n) {
-    (void)class_name_len;
     for (size_t i = 0; i < n; i++) { /* (name ptr, name len, bytes ptr, bytes len) */
-        free((void *)(uintptr_t)word_at(modules, 16 * i));
-        free((void *)(uintptr_t)word_at(modules, 16 * i + 8));
+        free_list((void *)(uintptr_t)word_at(modules, 16 * i), word_at(modules, 16 * i + 4));
+        free_list((void *)(uintptr_t)word_at(modules, 16 * i + 8), word_at(modules, 16 * i + 12));
     }
-    free(modules);
-    free(class_name);
+    free_list(modules, n);
+    free_list(class_name, class_name_len);
 }
 
 /* fs-custom: func(payload: list<u8>) -> list<u8>: the result (ptr, len) is returned
@@ -275,8 +280,7 @@ static _Alignas(8) uint32_t custom_ret[2];
 
 EXPORT("fs-custom")
 uint32_t *fs_custom(uint8_t *payload, size_t n) {
-    (void)n;
-    free(payload);
+    free_list(payload, n);
     custom_ret[0] = 0;
     custom_ret[1] = 0;
     return custom_ret;

@@ -48,6 +48,9 @@ def test_a_component_example_built_from_source_counts_like_the_seed_and_keeps_st
     got = out.wait_for(4)[3][1]
     # Escaping as Python's json.dumps(ensure_ascii=False) writes it, like the Go counter.
     assert got == b'{"total_processed": 4, "counter_map": {"hello": 4, "\\"quoted\\"": 1, "bus": 2}}'
+    # An empty record is an empty list across the boundary: no words, one more record.
+    produce(bootstrap_servers, src, [(b"e", b"")])
+    assert out.wait_for(5)[4] == (b"e", b'{"total_processed": 5, "counter_map": {}}')
     assert function_state(client, name).status == "RUNNING"
     out.close()
 
