@@ -32,7 +32,7 @@ def produce(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str]
 
     Returns once the broker acknowledged every record (acks=all); says how many on stderr.
     """
-    from fs_bus.inspect.console import produce as write, split_key
+    from fs_bus.inspect.topic_io import produce as write, split_key
     from fs_bus.kafka import clients
     from fs_bus.kafka.settings import KafkaSettings
 
@@ -79,7 +79,7 @@ def consume(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str]
     """
     import json
 
-    from fs_bus.inspect.console import StartOffset, as_json, consume as read
+    from fs_bus.inspect.topic_io import StartOffset, as_json, consume as read
     from fs_bus.kafka import clients
     from fs_bus.kafka.settings import KafkaSettings
 

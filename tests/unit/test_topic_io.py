@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fs_bus.inspect.console import BadStartOffset, StartOffset, split_key
+from fs_bus.inspect.topic_io import BadStartOffset, StartOffset, split_key
 
 
 @pytest.mark.parametrize("text, low, high, first", [
