@@ -15,8 +15,8 @@ BROKER_DOWN_S = 5.0
 # the node's partitions move to the other node before it wakes up as a zombie.
 NODE_FREEZE_S = 20.0
 RECOVER_LIMIT_S = 180.0  # a run that has not caught up by then reports what it lost
-TAIL_S = 10.0  # writing goes on this long after the fault's end
-MID_STREAM = 1000  # results out before the fault
+TAIL_S = 5.0  # writing goes on this long after the fault's end
+MID_STREAM = 600  # results out before the fault
 
 
 @dataclass
