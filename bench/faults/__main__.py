@@ -13,7 +13,9 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from bench.faults.rig import Rig
+from fs_bus.local.broker import LocalBroker
+
+from bench.faults.rig import Rig, new_broker
 from bench.faults.scenarios import SCENARIOS, RunResult
 
 HEADER = f"{'scenario':<16} {'run':>3} {'sent':>6} {'lost':>4} {'dups':>5} {'recover_s':>9} {'state':>5} " \
@@ -27,12 +29,14 @@ def row(r: RunResult) -> str:
             f"{r.stall_restarts:>6} {r.status:>8} {r.seconds:>5.0f}  {(r.error or '').splitlines()[0][:120] if r.error else ''}")
 
 
-def run_once(name: str, n: int, workdir: Path) -> RunResult:
+def run_once(name: str, n: int, workdir: Path, broker: LocalBroker | None = None) -> RunResult:
+    """One run of scenario ``name``: on ``broker`` (each run in a namespace of its own), or on a
+    broker of its own, stopped after the run."""
     out = RunResult(name, n)
     started = time.monotonic()
     rig = None
     try:
-        rig = Rig.start(workdir)
+        rig = Rig.start(workdir, broker)
         SCENARIOS[name](rig, out)
     except Exception as exc:  # noqa: BLE001 - a run that breaks is a row that says why
         out.error = f"{type(exc).__name__}: {exc}"
@@ -70,20 +74,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fs-bus-faults-"))
     results: list[RunResult] = []
+    # One broker for every run (a fresh one costs 10-30 s): it comes back from each fault,
+    # and each run has its own namespace and topics.
+    broker = new_broker(workdir / "kafka")
     print(HEADER, flush=True)
-    for n in range(1, args.runs + 1):
-        for name in args.scenario or list(SCENARIOS):
-            where = workdir / f"{name}-{n}"
-            r = run_once(name, n, where)
-            results.append(r)
-            print(row(r), flush=True)
-            if r.ok and (r.recover_s or 0) <= args.keep_slower_than:
-                shutil.rmtree(where, ignore_errors=True)
-            if args.json:
-                args.json.write_text(json.dumps([asdict(x) for x in results], indent=1))
+    try:
+        for n in range(1, args.runs + 1):
+            for name in args.scenario or list(SCENARIOS):
+                results.append(_run(name, n, workdir, broker, args.keep_slower_than))
+                if args.json:
+                    args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    finally:
+        broker.stop(timeout=20)
     print()
     print(summary(results), flush=True)
     return 0 if all(r.ok for r in results) else 1
+
+
+def _run(name: str, n: int, workdir: Path, broker: LocalBroker, keep_slower_than: float) -> RunResult:
+    """One run, its row printed; its directory removed unless it failed or was slow to recover."""
+    where = workdir / f"{name}-{n}"
+    r = run_once(name, n, where, broker)
+    print(row(r), flush=True)
+    if r.ok and (r.recover_s or 0) <= keep_slower_than:
+        shutil.rmtree(where, ignore_errors=True)
+    return r
 
 
 if __name__ == "__main__":

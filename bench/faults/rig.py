@@ -172,14 +172,18 @@ class Rig:
     children: Children = field(default_factory=Children)
     nodes: dict[str, object] = field(default_factory=dict)  # node id -> Popen
     namespace: str = field(default_factory=lambda: f"faults-{uuid.uuid4().hex[:8]}")
+    owns_broker: bool = True
 
     @classmethod
-    def start(cls, workdir: Path) -> Rig:
+    def start(cls, workdir: Path, broker: LocalBroker | None = None) -> Rig:
+        """A rig in ``workdir``: on ``broker`` (started if it is not running), or on a broker of its own."""
         workdir.mkdir(parents=True, exist_ok=True)
-        spec = BrokerSpec(data_dir=workdir / "kafka", port=free_port(), controller_port=free_port())
-        broker = LocalBroker(spec, classpath=resolve_kafka_classpath(quiet=True))
-        broker.start(wait_timeout=120.0)
-        return cls(workdir, broker)
+        owns = broker is None
+        if broker is None:
+            broker = new_broker(workdir / "kafka")
+        if not broker.is_running():
+            broker.start(wait_timeout=120.0)
+        return cls(workdir, broker, owns_broker=owns)
 
     @property
     def bootstrap(self) -> str:
@@ -231,7 +235,14 @@ class Rig:
             self.broker.resume()
         except Exception:  # noqa: BLE001 - not frozen, or not running
             pass
-        self.broker.stop(timeout=20)
+        if self.owns_broker:
+            self.broker.stop(timeout=20)
+
+
+def new_broker(data_dir: Path) -> LocalBroker:
+    """A broker on free ports (kept across restarts on the same data directory); not started yet."""
+    spec = BrokerSpec(data_dir=data_dir, port=free_port(), controller_port=free_port())
+    return LocalBroker(spec, classpath=resolve_kafka_classpath(quiet=True))
 
 
 def wait(condition, timeout: float, what: str, explain=None, interval: float = 0.2):

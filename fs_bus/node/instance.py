@@ -270,7 +270,10 @@ class FunctionInstance:
             with self._lock:
                 worker = self.workers.pop((tp.topic, tp.partition), None)
             if worker is not None:
-                worker.close()
+                try:
+                    worker.close()
+                except Exception as exc:  # noqa: BLE001 - one worker must not leave the others half-open
+                    log.warning("function %s: closing worker %s: %s", self.name, worker.label, exc)
         self._on_change()
 
     def _loop(self) -> None:
