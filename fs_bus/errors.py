@@ -162,5 +162,14 @@ class RecordError(GuestError):
 # --- local development --------------------------------------------------------
 
 
+class Stalled(FsBusError):
+    """The progress watchdog found a function instance stalled (fs_bus.node.watchdog):
+    it is restarted from its last commit, or, stalled once too often (``fail``), FAILED."""
+
+    def __init__(self, message: str, fail: bool = False):
+        self.fail = fail
+        super().__init__(message)
+
+
 class LocalClusterError(FsBusError):
     """The local broker or node could not be set up (Java missing, port taken, ...)."""

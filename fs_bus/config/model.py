@@ -94,6 +94,9 @@ class ProcessorRuntime:
     control_max_retries: int = 3
     memory_limit_mb: int = 0
     cpu_limit_seconds: int = 0
+    # The progress watchdog (fs_bus.node.watchdog): partitions with records to process and no
+    # progress this long restart the instance from its last commit; 0 turns it off.
+    stall_timeout_ms: int = 30_000
 
     @property
     def call_budget_s(self) -> float:

@@ -45,7 +45,10 @@ _PROCESSOR_RUNTIME_KEYS = {
     "control-max-retries": "control_max_retries",
     "memory-limit-mb": "memory_limit_mb",
     "cpu-limit-seconds": "cpu_limit_seconds",
+    "stall-timeout-ms": "stall_timeout_ms",
 }
+# Below this, a commit point waiting a moment for its acknowledgements would count as a stall.
+MIN_STALL_TIMEOUT_MS = 1000
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
@@ -343,7 +346,13 @@ def _channel_runtime(value: Any, path: str) -> ChannelRuntime:
 
 
 def _processor_runtime(value: Any) -> ProcessorRuntime:
-    return ProcessorRuntime(**_int_section(value, "processor-runtime", _PROCESSOR_RUNTIME_KEYS))
+    keys = _int_section(value, "processor-runtime", _PROCESSOR_RUNTIME_KEYS)
+    stall = keys.get("stall_timeout_ms")
+    if stall is not None and 0 < stall < MIN_STALL_TIMEOUT_MS:
+        raise InvalidConfig(f"must be 0 (no watchdog) or at least {MIN_STALL_TIMEOUT_MS} ms, not {stall}: below that "
+                            "a commit point waiting for its outputs would count as a stall",
+                            "processor-runtime.stall-timeout-ms")
+    return ProcessorRuntime(**keys)
 
 
 def _int_section(value: Any, path: str, keys: dict[str, str]) -> dict[str, int]:

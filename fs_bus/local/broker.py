@@ -524,6 +524,29 @@ class LocalBroker:
             if self._read_pid() == pid:
                 self.pid_path.unlink()
 
+    # faults, for tests and bench/faults: a hung broker, a crashed one
+    def freeze(self) -> None:
+        """SIGSTOP the broker: it holds its connections and answers nothing (a hung machine)."""
+        self._signal_running(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a frozen broker."""
+        self._signal_running(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the broker (no clean shutdown); ``start()`` brings it back on the same data and ports."""
+        pid = self._pid
+        self._signal_running(signal.SIGKILL)
+        assert pid is not None
+        self._wait_exit(pid, 30.0)
+        self._pid = None
+        self._proc = None
+
+    def _signal_running(self, sig: signal.Signals) -> None:
+        if self._pid is None or not self._is_our_broker(self._pid):
+            raise LocalClusterError(f"no broker from {self.data_dir} is running to send {sig.name} to")
+        self._signal_group(self._pid, sig)
+
     @staticmethod
     def _signal_group(pid: int, sig: signal.Signals) -> None:
         try:

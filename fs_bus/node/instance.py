@@ -33,7 +33,7 @@ from fs_bus.clock import now_ms
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
     ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, KafkaUnavailable,
-    RecordFailed,
+    RecordFailed, Stalled,
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
@@ -42,6 +42,7 @@ from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.function_topics import ensure_function_topics
 from fs_bus.node.outputs import Outputs, open_outputs
+from fs_bus.node.progress import Progress
 from fs_bus.node.worker import PartitionWorker, ProcessorFactory, source_watermarks
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.runtime.base import Emitted
@@ -90,6 +91,8 @@ class FunctionInstance:
         self._reply = reply
         self._calls = CallInbox(config)
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
+        # What the progress watchdog (fs_bus.node.stall_watch) samples; it asks for restarts through it.
+        self.progress = Progress()
         self.config = config
         self._prepare = prepare
         self._settings = settings
@@ -173,6 +176,11 @@ class FunctionInstance:
                     return
                 if isinstance(exc, RecordFailed) and exc.settled:
                     continue  # reopen at once: the record is skipped or dead-lettered this time
+                if isinstance(exc, Stalled):
+                    self.metrics.stall_restart()
+                    if not exc.fail:  # reopen at once, from the last commit
+                        self._notify(reason)
+                        continue
                 attempt += 1
                 delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1))
                 log.warning("function %s failed (attempt %d), retrying in %.0f s: %s", self.name, attempt, delay,
@@ -211,8 +219,9 @@ class FunctionInstance:
             props.update(i.properties)
         self._consumer = clients.function_consumer(in_settings, self.name, cfg.group_id, props)
         self._outputs = open_outputs(self.name, cfg, self._settings, self._consumer, self._stop,
-                                     self._transactional_id)
+                                     self._transactional_id, self.progress)
         self._emit = self._outputs.emit
+        self.progress.reset()
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
 
@@ -238,6 +247,9 @@ class FunctionInstance:
         self._on_change()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.progress.asked:  # stalled: what was not committed is replayed from the last commit
+            self._drop_workers(partitions)
+            return
         try:
             self._commit()
         except Exception as exc:  # noqa: BLE001 - an exception here would escape from librdkafka's callback
@@ -253,11 +265,15 @@ class FunctionInstance:
         self._drop_workers(partitions)
 
     def _drop_workers(self, partitions: list[TopicPartition]) -> None:
+        self.progress.forget(f"{tp.topic}:{tp.partition}" for tp in partitions)
         for tp in partitions:
             with self._lock:
                 worker = self.workers.pop((tp.topic, tp.partition), None)
             if worker is not None:
-                worker.close()
+                try:
+                    worker.close()
+                except Exception as exc:  # noqa: BLE001 - one worker must not leave the others half-open
+                    log.warning("function %s: closing worker %s: %s", self.name, worker.label, exc)
         self._on_change()
 
     def _loop(self) -> None:
@@ -280,6 +296,7 @@ class FunctionInstance:
         take = min(batch, max_batch)
         while not self._stop.is_set():
             msgs = clients.take(self._consumer, take, timeout)
+            self.progress.check()
             if self._restart_reason is not None:
                 reason, self._restart_reason = self._restart_reason, None
                 raise FsBusError(f"function {self.name}: {reason}")
@@ -296,6 +313,8 @@ class FunctionInstance:
             if time.monotonic() >= next_lag:
                 self._refresh_lag()
                 next_lag = time.monotonic() + LAG_REFRESH_INTERVAL_S
+                if self.state is ObservedState.FAILED and not pending and self._caught_up():
+                    self._set(ObservedState.RUNNING)  # reopened after a failure and nothing is left behind
 
     def _refresh_lag(self) -> None:
         """Each partition's lag, for the metrics, from librdkafka's cached high watermarks
@@ -312,14 +331,23 @@ class FunctionInstance:
                     TopicPartition(topic, partition), cached=True)[1]
             except KafkaException:
                 pass  # not fetched yet: no number rather than a wrong one
-        unknown = [TopicPartition(t, p) for (t, p), offset in positions.items() if offset is None]
         try:
-            if unknown:  # nothing processed since assignment: where the consumer will fetch from
-                for tp in consumer.position(unknown):
-                    positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+            # The consumer's position: where it fetches from when nothing was processed since the
+            # assignment, and past a transaction's commit marker (which no record answers to).
+            for tp in consumer.position([TopicPartition(t, p) for t, p in positions]):
+                if tp.offset >= 0:
+                    key = (tp.topic, tp.partition)
+                    positions[key] = max(positions[key] or 0, tp.offset)
         except KafkaException:
             pass  # a metric is never worth failing the function for
-        self.metrics.lag = consumer_lag(highs, positions)
+        self.metrics.lag = lag = consumer_lag(highs, positions)
+        self.progress.lagging(f"{t}:{p}" for (t, p), behind in lag.items() if behind > 0)
+
+    def _caught_up(self) -> bool:
+        """Whether every partition held is known to have nothing left to process."""
+        with self._lock:
+            held = list(self.workers)
+        return all(self.metrics.lag.get(k) == 0 for k in held)
 
     def _run_batches(self, groups: dict[tuple[str, int], list[Message]]) -> int:
         """Run each partition's batch; several partitions at once when there are several
@@ -404,8 +432,12 @@ class FunctionInstance:
                                 changelog_next=rt.changelog_next)
         with self._lock:
             self.workers[(worker.topic, worker.partition)] = fresh
+        self._notify(f"instance for {worker.label} restarted: {why}")
+
+    def _notify(self, what: str) -> None:
+        """Something worth showing in the status while RUNNING, stamped."""
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        self.notice = f"{stamp} UTC: instance for {worker.label} restarted: {why}"
+        self.notice = f"{stamp} UTC: {what}"
         log.warning("function %s: %s", self.name, self.notice)
         self._on_change()
 
@@ -448,6 +480,7 @@ class FunctionInstance:
             self._errors.batch_died(part, last)
             raise GuestError(f"{exc} (records {topic}[{partition}]@{first}..{last})") from None
         self._errors.ran(part, msgs[-1].offset())
+        self.progress.processed(worker.label)
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
         self.metrics.batch(len(msgs), results, seconds)
@@ -487,6 +520,7 @@ class FunctionInstance:
             workers = list(self.workers.values())
         assert self._outputs is not None
         commit_point(workers, self._outputs, self._changelogs, now_ms)
+        self.progress.committed()
 
     def _close(self, commit: bool) -> None:
         consumer, self._consumer = self._consumer, None
@@ -515,6 +549,7 @@ class FunctionInstance:
             self._pool.shutdown(wait=True)
             self._pool = None
         self._restart_reason = None
+        self.progress.reset()  # nothing held until it opens again: no stall while it backs off
 
     def _close_workers(self) -> None:
         """Close every worker; state not committed is rolled back with it."""

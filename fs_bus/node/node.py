@@ -30,6 +30,7 @@ from fs_bus.kafka.topics import Topics, ensure_topics
 from fs_bus.node.instance import FunctionInstance
 from fs_bus.node.loader import Loader
 from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
+from fs_bus.node.stall_watch import StallWatch
 from fs_bus.observability.logs import LOGGER_PREFIX, KafkaLogHandler
 from fs_bus.observability.metrics import InstanceView, NodeMetrics
 from fs_bus.runtime.wasm import WasmEngine
@@ -85,6 +86,9 @@ class Node:
         self.ready = threading.Event()  # set once the control log has been read to its end
         self._beats_stop = threading.Event()
         self._beating = threading.Thread(target=self._beat, name="node-heartbeat", daemon=True)
+        watch = StallWatch(settings, lambda: [e.instance for e in list(self.entries.values()) if e.instance])
+        self._watching = threading.Thread(target=watch.run, args=(self._beats_stop,), name="node-watchdog",
+                                          daemon=True)
         self._log_handler: KafkaLogHandler | None = None
 
     # --- main loop ---
@@ -103,6 +107,7 @@ class Node:
             # Beats on their own thread: stopping an instance whose output is throttled may
             # hold this loop for a while, and the node must not look dead meanwhile.
             self._beating.start()
+            self._watching.start()  # the progress watchdog (fs_bus.node.watchdog)
             reader.read_to_end(self._fold, timeout=120)
             self.ready.set()
             self._reconcile()

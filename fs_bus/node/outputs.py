@@ -22,6 +22,7 @@ from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from fs_bus.node.commit import Offset
+from fs_bus.node.progress import Progress
 from fs_bus.runtime.base import Emitted
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,9 @@ class Outputs:
     drops_uncommitted_on_failure = False
 
     def __init__(self, name: str, config: FunctionConfig, settings: KafkaSettings, consumer: Consumer,
-                 stop: threading.Event):
+                 stop: threading.Event, progress: Progress | None = None):
         self.name = name
+        self._progress = progress or Progress()
         self.config = config
         self._settings = settings
         self._consumer = consumer
@@ -124,10 +126,23 @@ class Outputs:
     def acknowledge(self, offsets: list[Offset]) -> None:
         """Everything written so far is acknowledged by the brokers, or raise."""
         for producer in self._producers.values():
-            while producer.flush(5.0) > 0:
-                if self._stop.is_set() and self._delivery_errors:
-                    break
+            self._await_acks(producer)
         self._raise_delivery_errors()
+
+    def _await_acks(self, producer: Producer) -> None:
+        """Wait until ``producer`` has nothing left in flight, in steps, each acknowledgement
+        counting as progress. Acknowledgements that never come (a broker that hung and came
+        back, say) used to hold the instance here for good, RUNNING and silent: the steps let
+        the watchdog's restart (``Stalled``) and a stop get through."""
+        left = producer.flush(0.5)
+        while left > 0:
+            if self._stop.is_set() and self._delivery_errors:
+                return
+            self._progress.check()
+            now_left = producer.flush(1.0)
+            if now_left < left:
+                self._progress.made()
+            left = now_left
 
     def commit_offsets(self, offsets: list[Offset]) -> None:
         """Commit the input offsets, once local state is committed."""
@@ -165,11 +180,11 @@ class TransactionalOutputs(Outputs):
     drops_uncommitted_on_failure = True
 
     def __init__(self, name: str, config: FunctionConfig, settings: KafkaSettings, consumer: Consumer,
-                 stop: threading.Event, transactional_id: str):
+                 stop: threading.Event, transactional_id: str, progress: Progress | None = None):
         self._transactional_id = transactional_id
         self._txn: Producer | None = None
         self._in_txn = False
-        super().__init__(name, config, settings, consumer, stop)
+        super().__init__(name, config, settings, consumer, stop, progress)
 
     def _open_producers(self) -> None:
         cfg = self.config
@@ -196,7 +211,7 @@ class TransactionalOutputs(Outputs):
         assert txn is not None
         for producer in self._producers.values():
             if producer is not txn:
-                producer.flush(30)
+                self._await_acks(producer)
         if not offsets and not self._in_txn:
             return
         try:
@@ -235,13 +250,13 @@ class TransactionalOutputs(Outputs):
 
 
 def open_outputs(name: str, config: FunctionConfig, settings: KafkaSettings, consumer: Consumer,
-                 stop: threading.Event, transactional_id: str | None) -> Outputs:
+                 stop: threading.Event, transactional_id: str | None, progress: Progress | None = None) -> Outputs:
     """The outputs the function's ``processing.guarantee`` asks for."""
     if config.guarantee is Guarantee.EXACTLY_ONCE:
         if not transactional_id:
             raise FsBusError(f"function {name!r}: exactly_once needs a transactional id (FunctionSpec.transactional_id)")
-        return TransactionalOutputs(name, config, settings, consumer, stop, transactional_id)
-    return AcknowledgedOutputs(name, config, settings, consumer, stop)
+        return TransactionalOutputs(name, config, settings, consumer, stop, transactional_id, progress)
+    return AcknowledgedOutputs(name, config, settings, consumer, stop, progress)
 
 
 def _produce_waiting(producer: Producer, topic: str, partition: int | None, key: bytes | None,

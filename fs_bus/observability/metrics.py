@@ -94,6 +94,11 @@ class NodeMetrics:
         self.dead_lettered = Counter(metric_name("dead_lettered"),
                                      "Records the function's error policy sent to its dead-letter topic.",
                                      ["function"], registry=r)
+        self.stall_restarts = Counter(metric_name("instance_stall_restarts"),
+                                      "Times the progress watchdog found the function's instance stalled (partitions "
+                                      "with records to process, no progress for processor-runtime: "
+                                      "stall-timeout-ms) and restarted it from its last commit.",
+                                      ["function"], registry=r)
         self.batch_seconds = Histogram(metric_name("batch_duration_seconds"),
                                        "Seconds to run one batch of one partition through user code and hand "
                                        "its outputs to the producer.", ["function"], buckets=BATCH_BUCKETS,
@@ -123,7 +128,8 @@ class NodeMetrics:
 
     def forget(self, name: str) -> None:
         """A dropped function's series go away (a stopped one keeps them: counters must not reset)."""
-        for metric in (self.records_in, self.records_out, self.errors, self.dead_lettered, self.batch_seconds):
+        for metric in (self.records_in, self.records_out, self.errors, self.dead_lettered, self.stall_restarts,
+                       self.batch_seconds):
             try:
                 metric.remove(name)
             except KeyError:
@@ -158,13 +164,14 @@ class FunctionMetrics:
         self.errors = 0  # counted here too: the node publishes it in the function's status
         self.lag: dict[tuple[str, int], int] = {}  # replaced whole by the instance thread; read by scrapes
         if node is None:  # an instance built without a node (unit tests): count into nothing
-            self._in = self._out = self._errors = self._dead = self._batch = None
+            self._in = self._out = self._errors = self._dead = self._batch = self._stalls = None
             return
         self._in = node.records_in.labels(function)
         self._out = node.records_out.labels(function)
         self._errors = node.errors.labels(function)
         self._dead = node.dead_lettered.labels(function)
         self._batch = node.batch_seconds.labels(function)
+        self._stalls = node.stall_restarts.labels(function)
 
     def batch(self, records: int, results: Sequence, seconds: float) -> None:
         """One partition's batch ran: ``records`` inputs, ``results`` their ``Emitted`` (or None)."""
@@ -178,6 +185,11 @@ class FunctionMetrics:
         self.errors += 1
         if self._errors is not None:
             self._errors.inc()
+
+    def stall_restart(self) -> None:
+        """The progress watchdog restarted the instance (fs_bus.node.watchdog)."""
+        if self._stalls is not None:
+            self._stalls.inc()
 
     def dead_lettered(self, records: int = 1) -> None:
         """The error policy sent ``records`` records to the dead-letter topic."""

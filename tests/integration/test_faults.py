@@ -1,6 +1,8 @@
-"""Faults with real processes: the broker goes away for 30 s; a node's disk cache rots.
+"""Faults with real processes: a node's disk cache rots; a slow output; an hour of load.
 
-(A node killed with -9 mid-stream is covered with the state tests.)
+(A node killed with -9 mid-stream is covered with the state tests; the broker frozen or
+killed -9 and a node frozen into a zombie by test_fault_scenarios.py, which bench/faults
+runs many times over.)
 """
 
 from __future__ import annotations
@@ -9,16 +11,12 @@ import hashlib
 import threading
 import time
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from fs_bus.client import FsClient
-from fs_bus.local.broker import BrokerSpec, LocalBroker, free_port, resolve_kafka_classpath
+from fs_bus.local.broker import resolve_kafka_classpath
 from tests.integration.harness import (
-    UPPER_WASM, NodeProcess, OutputReader, create_topic, function_state, produce, upper_config, wait_until,
+    UPPER_WASM, NodeProcess, OutputReader, produce, upper_config, wait_until,
 )
-
-OUTAGE_S = 30
 
 
 class SteadyProducer:
@@ -56,58 +54,6 @@ class SteadyProducer:
         self._stop.set()
         self._thread.join(10)
         assert self.producer.flush(120) == 0
-
-
-@pytest.fixture
-def own_broker(tmp_path_factory):
-    """A broker this test may stop and start again (same ports, same data)."""
-    spec = BrokerSpec(data_dir=tmp_path_factory.mktemp("kafka-outage"), port=free_port(),
-                      controller_port=free_port())
-    broker = LocalBroker(spec, classpath=resolve_kafka_classpath())
-    broker.start(wait_timeout=120.0)
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-def test_a_broker_outage_of_30_s_is_survived_without_loss(own_broker, namespace, tmp_path, compiled_cache):
-    bootstrap = own_broker.bootstrap_servers
-    src, dst = f"{namespace}-in", f"{namespace}-out"
-    create_topic(bootstrap, src)
-    node = NodeProcess(bootstrap, namespace, "n1", tmp_path, compiled_cache).start()
-    try:
-        node.wait_alive()
-        with FsClient(bootstrap, namespace=namespace, timeout=60) as client:
-            client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap, "upper", src, dst))
-        out = OutputReader(bootstrap, dst)
-        upstream = SteadyProducer(bootstrap, src).start()
-        out.wait_for(50, 60)
-
-        own_broker.stop()
-        sent_before = upstream.sent
-        time.sleep(OUTAGE_S)  # the fault itself: the broker is away this long
-        own_broker.start(wait_timeout=120.0)
-
-        # Records keep coming after the restart; then everything acknowledged must come out.
-        wait_until(lambda: upstream.sent > sent_before + 200 and len(upstream.acked) > sent_before, 120,
-                   "the upstream producer to get through again")
-        upstream.stop()
-        assert upstream.failed == []
-        wanted = {v.upper() for v in upstream.acked}
-        seen = wait_until(lambda: wanted <= {v for _, v in out.poll()} and out.records, 180,
-                          f"all {len(wanted)} acknowledged records processed")
-        print(f"broker outage: {len(upstream.acked)} records in, {len(seen)} out "
-              f"({len(seen) - len({v for _, v in seen})} duplicates), {OUTAGE_S} s outage")
-        out.close()
-        # The node came back by itself, and still runs the function.
-        assert node.proc.poll() is None
-        with FsClient(bootstrap, namespace=namespace, timeout=60) as client:
-            wait_until(lambda: function_state(client, "upper").status == "RUNNING"
-                       and any(n.node_id == "n1" and n.alive for n in client.show_functions().nodes), 60,
-                       "node n1 alive and upper RUNNING")
-    finally:
-        node.close()
 
 
 def test_a_corrupt_cached_artifact_and_compiled_component_are_detected_and_replaced(
