@@ -46,6 +46,7 @@ _PROCESSOR_RUNTIME_KEYS = {
     "control-max-retries": "control_max_retries",
     "memory-limit-mb": "memory_limit_mb",
     "cpu-limit-seconds": "cpu_limit_seconds",
+    "idle-park-ms": "idle_park_ms",
 }
 _TOP_KEYS = (
     "name", "type", "input-groups", "outputs", "init_config", "input-selector", "runtime",
