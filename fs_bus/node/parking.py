@@ -118,7 +118,6 @@ class ParkingLot:
         self.interval_s = interval_s
         self._parked: dict[str, _Parked] = {}
         self._lock = threading.Lock()
-        self._admins: dict[str, object] = {}  # bootstrap servers -> admin client, one per cluster
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -157,9 +156,7 @@ class ParkingLot:
             for parked in self._parked.values():
                 by_cluster.setdefault(parked.settings.bootstrap_servers, []).append(parked)
         for servers, group in by_cluster.items():
-            admin = self._admins.get(servers)
-            if admin is None:
-                admin = self._admins[servers] = clients.admin(group[0].settings)
+            admin = clients.shared_admin(group[0].settings)
             partitions = sorted({part for parked in group for part in parked.baselines})
             try:
                 highs, failed = high_watermarks(admin, partitions)  # type: ignore[arg-type]
