@@ -42,7 +42,7 @@ from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.function_topics import ensure_function_topics
 from fs_bus.node.outputs import Outputs, open_outputs
-from fs_bus.node.parking import Berth, ParkingLot, read_baselines
+from fs_bus.node.parking import Berth, ParkingLot, alone_in_group, read_baselines
 from fs_bus.node.worker import PartitionWorker, ProcessorFactory, source_watermarks
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.runtime.base import Emitted
@@ -319,8 +319,13 @@ class FunctionInstance:
                     last_record = time.monotonic()  # something left to read: idle afresh before trying again
 
     def _plan_parking(self) -> bool:
-        """Whether nothing is left to read, so the instance parks (fs_bus.node.parking)."""
+        """Whether the instance parks (fs_bus.node.parking): nothing is left to read and it is
+        its group's only member (parking one of several would hand its partitions to the
+        others, and their records would wake it again and again)."""
         assert self._consumer is not None
+        if not alone_in_group(self._settings.for_servers(self.config.inputs[0].bootstrap_servers),
+                              self.config.group_id):
+            return False
         with self._lock:
             held = {k: w.next_offset for k, w in self.workers.items()}
         wanted = self._named_partitions

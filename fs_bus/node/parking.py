@@ -11,9 +11,11 @@ and wakes an instance once a partition it watches has grown past where it parked
 The woken instance rejoins its group and reads from its committed offsets: nothing
 is skipped, and offsets stay in the function's own group.
 
-Where an instance parks at: a partition it held, at its position (which is then the
-high watermark); a partition other members held, at its high watermark then, so
-only records that arrive later wake it. The decisions are pure functions below;
+Only an instance alone in its group parks: parking one member of several would hand
+its partitions to the others, whose records would then wake it again and again.
+Where it parks at: a partition it held, at its position (which is then the high
+watermark); any other partition (paused, or held by a member that has left since),
+at its high watermark then, so only records that arrive later wake it. The decisions are pure functions below;
 ``ParkingLot`` is the probe's thread.
 """
 
@@ -24,8 +26,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
-from fs_bus.errors import KafkaUnavailable
-from fs_bus.kafka import clients
+from fs_bus.errors import FsBusError, KafkaUnavailable
+from fs_bus.kafka import clients, groups
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.types import Consumer, KafkaException, TopicPartition
 from fs_bus.kafka.watermarks import Partition, high_watermarks
@@ -101,6 +103,15 @@ def read_baselines(consumer: Consumer, topics: list[str], held: Mapping[Partitio
         log.debug("parking: watermarks of %s not read: %s", topics, exc)
         return None
     return park_baselines(positions, marks)
+
+
+def alone_in_group(settings: KafkaSettings, group: str) -> bool:
+    """Whether ``group`` has one member (the asking instance) or none; False when unknown."""
+    try:
+        return len(groups.members(clients.shared_admin(settings), group)) <= 1
+    except FsBusError as exc:
+        log.debug("parking: members of group %s not known: %s", group, exc)
+        return False
 
 
 @dataclass
