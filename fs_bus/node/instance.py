@@ -65,6 +65,10 @@ RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 # librdkafka waits out a whole call's timeout (30 s) on a cluster that is not there; the
 # function says so (FAILED, retried) well before a client's CREATE stops waiting.
 REACH_TIMEOUT_S = 10.0
+# Instances of this process opening their clients at once, at most: a node starting 1 000
+# functions opened ~4 000 clients in a burst, the broker's accept backlog overflowed and
+# every one of them failed with "Broker transport failure" (then retried with back-off).
+OPENING = threading.BoundedSemaphore(8)
 # Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
 PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 
@@ -155,7 +159,8 @@ class FunctionInstance:
             try:
                 if self._factory is None:
                     self._factory = self._prepare()
-                self._open()
+                with OPENING:
+                    self._open()
                 # RUNNING once the group's first assignment has its workers (user code's init
                 # ran): a CREATE waits for that verdict, so an init that raises fails it.
                 self._first_assignment = attempt == 0

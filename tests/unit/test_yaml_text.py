@@ -4,7 +4,7 @@ own loader: the same data either way, and no deep text ever reaches libyaml (it 
 from __future__ import annotations
 
 import yaml
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fs_bus.config import yaml_text
 
@@ -21,12 +21,14 @@ def depth(data) -> int:
     return 0
 
 
+@settings(deadline=None)
 @given(documents, st.booleans())
 def test_both_loaders_read_the_same_data(data, flow):
     text = yaml.safe_dump(data, default_flow_style=flow)
     assert yaml_text.load(text) == yaml.safe_load(text) == data
 
 
+@settings(deadline=None, max_examples=50)  # deep text takes PyYAML's loader a while
 @given(st.integers(1, 700), st.sampled_from(["[", "{a: ", "- ", "\n  - "]), st.booleans())
 def test_the_bound_is_never_below_the_real_depth(n, opener, pad):
     closer = {"[": "]", "{a: ": "}"}.get(opener, "")
