@@ -81,8 +81,10 @@ class ProcessorRuntime:
     code (its time budget); ``memory_limit_mb`` caps a ``type: python`` function's
     process (its address space) and each WebAssembly instance's linear memory
     (0: no cap); ``cpu_limit_seconds`` caps the CPU time one process of a
-    ``type: python`` function may use (0: no cap); the idle keys are accepted for
-    compatibility."""
+    ``type: python`` function may use (0: no cap); ``idle_park_ms`` is how long an
+    instance sees no record before it parks (closes its Kafka clients until a record
+    comes: ``fs_bus.node.parking``; 0: never); ``max_idle_count`` and ``idle_sleep_ms``
+    are accepted for compatibility."""
 
     # A commit point flushes the outputs and waits for their acknowledgement: at 10 000 records
     # several came per second at full speed, and their stalls were most of the p99 latency.
@@ -97,6 +99,9 @@ class ProcessorRuntime:
     # The progress watchdog (fs_bus.node.watchdog): partitions with records to process and no
     # progress this long restart the instance from its last commit; 0 turns it off.
     stall_timeout_ms: int = 30_000
+    # A minute: a function fed even once a minute keeps its clients, an idle one costs its
+    # node one parked thread instead of ~8 (docs/operations.md, density).
+    idle_park_ms: int = 60_000
 
     @property
     def call_budget_s(self) -> float:

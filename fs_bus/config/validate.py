@@ -14,6 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import yaml
 
+from fs_bus.config import yaml_text
 from fs_bus.config.model import (
     ChannelRuntime, ErrorPolicy, FunctionConfig, Guarantee, InputGroup, KafkaInput, KafkaOutput, ProcessorRuntime,
     TaskType, WasiAccess, WasiDir,
@@ -46,6 +47,7 @@ _PROCESSOR_RUNTIME_KEYS = {
     "memory-limit-mb": "memory_limit_mb",
     "cpu-limit-seconds": "cpu_limit_seconds",
     "stall-timeout-ms": "stall_timeout_ms",
+    "idle-park-ms": "idle_park_ms",
 }
 # Below this, a commit point waiting a moment for its acknowledgements would count as a stall.
 MIN_STALL_TIMEOUT_MS = 1000
@@ -74,9 +76,8 @@ def parse_config(text: str | bytes, *, default_type: TaskType | None = None) -> 
         raise InvalidConfig(f"config is {len(text)} characters long, more than the {MAX_CONFIG_BYTES} a function "
                             "config may have")
     try:
-        # Not the C loader: libyaml crashes the process on deeply nested input,
-        # where the Python one raises RecursionError.
-        data = yaml.safe_load(text)
+        # libyaml where the text cannot nest deeply (it crashes on deep input), else PyYAML's own.
+        data = yaml_text.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

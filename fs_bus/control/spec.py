@@ -33,6 +33,14 @@ class FunctionSpec:
     def of(cls, record: FunctionRecord) -> FunctionSpec:
         return cls(record)
 
+    def succeeded_by(self, record: FunctionRecord) -> FunctionSpec:
+        """The spec of ``record``, the next record of this function: a config text that did
+        not change (STOP, START, a new artifact) is not parsed again."""
+        spec = FunctionSpec(record)
+        if record.config_yaml == self.record.config_yaml and "_parsed" in self.__dict__:
+            spec.__dict__["_parsed"] = self.__dict__["_parsed"]  # what cached_property would store
+        return spec
+
     @cached_property
     def _parsed(self) -> tuple[FunctionConfig | None, FsBusError | None]:
         # Parsed on first use: a node replaying the control log folds every record,

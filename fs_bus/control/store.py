@@ -36,18 +36,19 @@ class ControlState:
 
     def fold(self, msg: Message) -> Rejected | None:
         try:
-            self.table = desired.apply(self.table, msg.key(), msg.value())
+            name = desired.fold(self.table.functions, msg.key(), msg.value())
         except DecodeError as exc:
             rej = Rejected(msg.topic(), msg.partition(), msg.offset(),
                            (msg.key() or b"").decode("utf-8", "replace"), str(exc))
             self.rejected.append(rej)
             return rej
-        name = msg.key().decode()
         rec = self.table.get(name)
         if rec is None:
             self.specs.pop(name, None)
-        elif (known := self.specs.get(name)) is None or known.record is not rec:
+        elif (known := self.specs.get(name)) is None:
             self.specs[name] = FunctionSpec(rec)
+        elif known.record is not rec:
+            self.specs[name] = known.succeeded_by(rec)
         if msg.value() is not None and rec is not None:
             self.max_revision[rec.name] = max(self.max_revision.get(rec.name, 0), rec.revision)
         return None

@@ -51,6 +51,26 @@ def apply(table: DesiredTable, key: bytes | None, value: bytes | None) -> Desire
     The caller reports the error with the record's coordinates and keeps the
     table it had: a bad record changes nothing.
     """
+    name, record = decode(key, value)
+    if record is None and name not in table.functions:
+        return table
+    functions = dict(table.functions)
+    _put(functions, name, record)
+    return DesiredTable(functions)
+
+
+def fold(functions: dict[str, FunctionRecord], key: bytes | None, value: bytes | None) -> str:
+    """``apply`` in place, for a reader that owns its table (the node, a client replaying
+    the log): copying the table per record made replaying n records cost n²/2 copied
+    entries, 50 million for 10 000 functions. Returns the record's name; raises
+    ``DecodeError`` with ``functions`` untouched."""
+    name, record = decode(key, value)
+    _put(functions, name, record)
+    return name
+
+
+def decode(key: bytes | None, value: bytes | None) -> tuple[str, FunctionRecord | None]:
+    """The name a control record is about and its record (None: a tombstone, DROP), or ``DecodeError``."""
     if key is None:
         raise DecodeError("control record has no key (the key must be the function name)")
     try:
@@ -58,13 +78,16 @@ def apply(table: DesiredTable, key: bytes | None, value: bytes | None) -> Desire
     except UnicodeDecodeError:
         raise DecodeError(f"control record key is not UTF-8: {key[:32].hex()}") from None
     if value is None:  # DROP
-        if name not in table.functions:
-            return table
-        rest = dict(table.functions)
-        del rest[name]
-        return DesiredTable(rest)
+        return name, None
     record = decode_function(value)
     if record.name != name:
         raise DecodeError(f"control record key {name!r} does not match the function name {record.name!r} inside it")
+    return name, record
+
+
+def _put(functions: dict[str, FunctionRecord], name: str, record: FunctionRecord | None) -> None:
     # Log order wins, as in the log cleaner: the newest record for a key is the state.
-    return DesiredTable({**table.functions, name: record})
+    if record is None:
+        functions.pop(name, None)
+    else:
+        functions[name] = record

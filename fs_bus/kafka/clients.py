@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -158,6 +159,25 @@ def admin(settings: KafkaSettings) -> AdminClient:
                    "logger": _rdkafka_log})
     made.principal = settings.principal
     return made
+
+
+_shared_admins: dict[tuple, AdminClient] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_admin(settings: KafkaSettings) -> AdminClient:
+    """The process's one admin client for a cluster (and security settings).
+
+    A node starting a function made three admin clients to check its topics, each a
+    main thread, an internal one and one per broker that connect, ask for metadata
+    and are torn down: with hundreds of functions starting at once that was most of
+    their cost. librdkafka's admin API is thread-safe, so every instance shares one."""
+    key = (settings.bootstrap_servers, tuple(sorted(settings.properties.items())))
+    with _shared_lock:
+        made = _shared_admins.get(key)
+        if made is None:
+            made = _shared_admins[key] = admin(settings)
+        return made
 
 
 # --- the clients fs-bus builds, by what they are for ---

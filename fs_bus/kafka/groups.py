@@ -1,7 +1,8 @@
 """A function's consumer group seen from outside: lag, emptiness, and moving its offsets.
 
-Used by the client (``describe``, ``START ... FROM``); nodes never call this. Every
-call goes through the admin API, so it works while no member is alive.
+Used by the client (``describe``, ``START ... FROM``), and by a node's instance asking
+whether it is alone in its group before it parks (``members``). Every call goes
+through the admin API, so it works while no member is alive.
 """
 
 from __future__ import annotations

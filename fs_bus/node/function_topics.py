@@ -21,13 +21,13 @@ def ensure_function_topics(settings: KafkaSettings, config: FunctionConfig, chan
     ``changelogs`` maps an input topic to its changelog topic (empty: no state)."""
     in_settings = settings.for_servers(config.inputs[0].bootstrap_servers)
     topics = sorted({i.topic for i in config.inputs})
-    created = ensure_data_topics(clients.admin(in_settings),
+    created = ensure_data_topics(clients.shared_admin(in_settings),
                                  topics + ([config.dead_letter_topic] if config.dead_letter_topic else []))
     created += ensure_data_topics(
-        clients.admin(settings.for_servers(config.outputs[0].bootstrap_servers)),
+        clients.shared_admin(settings.for_servers(config.outputs[0].bootstrap_servers)),
         sorted({o.topic for o in config.outputs}))
     if changelogs:
-        admin = clients.admin(in_settings)
+        admin = clients.shared_admin(in_settings)
         counts = partition_counts(admin, topics)
         created += ensure_changelog_topics(
             admin, {changelogs[t]: n for t, n in counts.items() if t in changelogs}, DELETE_RETENTION_MS)

@@ -43,6 +43,7 @@ from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.function_topics import ensure_function_topics
 from fs_bus.node.outputs import Outputs, open_outputs
 from fs_bus.node.progress import Progress
+from fs_bus.node.parking import Berth, ParkingLot, alone_in_group, read_baselines
 from fs_bus.node.worker import PartitionWorker, ProcessorFactory, source_watermarks
 from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
 from fs_bus.runtime.base import Emitted
@@ -65,6 +66,10 @@ RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 # librdkafka waits out a whole call's timeout (30 s) on a cluster that is not there; the
 # function says so (FAILED, retried) well before a client's CREATE stops waiting.
 REACH_TIMEOUT_S = 10.0
+# Instances of this process opening their clients at once, at most: a node starting 1 000
+# functions opened ~4 000 clients in a burst, the broker's accept backlog overflowed and
+# every one of them failed with "Broker transport failure" (then retried with back-off).
+OPENING = threading.BoundedSemaphore(8)
 # Failures a retry cannot mend: bad artifact, bad config, a type the node can't run.
 PERMANENT = (InvalidArtifact, ArtifactError, InvalidConfig)
 
@@ -73,7 +78,7 @@ class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
                  on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = "",
                  changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None,
-                 metrics: FunctionMetrics | None = None):
+                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None):
         self.name = name
         # Counted per batch; the error policy calls ``metrics.dead_lettered(n)``.
         self.metrics = metrics or FunctionMetrics(None, name)
@@ -110,6 +115,10 @@ class FunctionInstance:
         self._sources = {i.topic: n for n, i in enumerate(config.inputs)}
         self._named_partitions = {(i.topic, i.partition) for i in config.inputs if i.partition is not None}
         self._named_topics = {t for t, _ in self._named_partitions}
+        # Idle for processor-runtime.idle-park-ms, it closes its clients until a record comes.
+        self._berth = Berth(name, parking, config.processor_runtime.idle_park_ms,
+                            settings.for_servers(config.inputs[0].bootstrap_servers))
+        self._reopening = False  # back from parking: its clusters and topics were checked before
 
     # --- lifecycle (called from the node's thread) ---
 
@@ -118,6 +127,7 @@ class FunctionInstance:
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        self._berth.wake()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.warning("function %s did not stop within %.0f s", self.name, timeout)
@@ -126,12 +136,16 @@ class FunctionInstance:
         """Queue a call if this instance answers the function's calls; False if it does not."""
         with self._lock:
             owns = self._calls.partition in self.workers
+        if not owns and self._berth.held is not None and self._calls.partition in self._berth.held:
+            owns = True
+            self._berth.wake(f"a call ({request.id})")
         return self._calls.offer(request, owns)
 
     @property
     def partitions(self) -> list[str]:
+        held = self._berth.held  # parked: still where its partitions' state and offsets are
         with self._lock:
-            return sorted(w.label for w in self.workers.values())
+            return sorted(f"{t}:{p}" for t, p in held) if held else sorted(w.label for w in self.workers.values())
 
     # --- the instance's own thread ---
 
@@ -148,11 +162,17 @@ class FunctionInstance:
             try:
                 if self._factory is None:
                     self._factory = self._prepare()
-                self._open()
+                with OPENING:
+                    self._open()
                 # RUNNING once the group's first assignment has its workers (user code's init
                 # ran): a CREATE waits for that verdict, so an init that raises fails it.
                 self._first_assignment = attempt == 0
                 self._loop()
+                if self._berth.at is not None and not self._stop.is_set():
+                    self._berth.park(set(self.workers), lambda: self._close(commit=True))
+                    self._reopening = True
+                    if not self._stop.is_set():
+                        continue  # woken: open again, from the committed offsets
                 self._close(commit=True)
                 self._set(ObservedState.STOPPED)
                 return
@@ -205,15 +225,16 @@ class FunctionInstance:
                                        "its config") from None
 
     def _open(self) -> None:
-        clients.check_properties(self.config)  # InvalidConfig: permanent, FAILED with the key's path
-        self._check_clusters()
         cfg = self.config
         first = cfg.inputs[0]
         in_settings = self._settings.for_servers(first.bootstrap_servers)
         topics = sorted(self._sources)
-        created = ensure_function_topics(self._settings, cfg, self._changelogs)
-        if created:
-            log.info("function %s: created missing topics %s", self.name, created)
+        if not self._reopening:  # woken from parking: checked when it first opened
+            clients.check_properties(self.config)  # InvalidConfig: permanent, FAILED with the key's path
+            self._check_clusters()
+            if created := ensure_function_topics(self._settings, cfg, self._changelogs):
+                log.info("function %s: created missing topics %s", self.name, created)
+        self._reopening = False
         props: dict[str, str] = {}
         for i in cfg.inputs:
             props.update(i.properties)
@@ -290,7 +311,7 @@ class FunctionInstance:
             interval = EOS_COMMIT_INTERVAL_S
         full = max_batch if not self._exactly_once else 50 * max_batch
         pending = 0
-        last_commit = time.monotonic()
+        last_commit = last_record = time.monotonic()
         next_health_check = time.monotonic() + HEARTBEAT_CHECK_INTERVAL_S
         next_lag = 0.0
         take = min(batch, max_batch)
@@ -302,6 +323,7 @@ class FunctionInstance:
                 raise FsBusError(f"function {self.name}: {reason}")
             pending += self._run_batches(_by_partition(msgs, self._consumer_error))
             if msgs:
+                last_record = time.monotonic()
                 self._advance_watermarks()
             if pending and (pending >= full or not msgs or time.monotonic() - last_commit >= interval):
                 self._commit()
@@ -315,6 +337,25 @@ class FunctionInstance:
                 next_lag = time.monotonic() + LAG_REFRESH_INTERVAL_S
                 if self.state is ObservedState.FAILED and not pending and self._caught_up():
                     self._set(ObservedState.RUNNING)  # reopened after a failure and nothing is left behind
+                if not pending and self._berth.due(time.monotonic() - last_record):
+                    if self._plan_parking():
+                        return
+                    last_record = time.monotonic()  # something left to read: idle afresh before trying again
+
+    def _plan_parking(self) -> bool:
+        """Whether the instance parks (fs_bus.node.parking): nothing is left to read and it is
+        its group's only member (parking one of several would hand its partitions to the
+        others, and their records would wake it again and again)."""
+        assert self._consumer is not None
+        if not alone_in_group(self._settings.for_servers(self.config.inputs[0].bootstrap_servers),
+                              self.config.group_id):
+            return False
+        with self._lock:
+            held = {k: w.next_offset for k, w in self.workers.items()}
+        wanted = self._named_partitions
+        self._berth.at = read_baselines(self._consumer, sorted(self._sources), held,
+                                        lambda t, p: t not in self._named_topics or (t, p) in wanted)
+        return self._berth.at is not None
 
     def _refresh_lag(self) -> None:
         """Each partition's lag, for the metrics, from librdkafka's cached high watermarks

@@ -29,6 +29,7 @@ from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import Topics, ensure_topics
 from fs_bus.node.instance import FunctionInstance
 from fs_bus.node.loader import Loader
+from fs_bus.node.parking import ParkingLot
 from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
 from fs_bus.node.stall_watch import StallWatch
 from fs_bus.observability.logs import LOGGER_PREFIX, KafkaLogHandler
@@ -78,6 +79,7 @@ class Node:
                              namespace=options.namespace, trusted=trusted, metrics=self.metrics)
         self.control = ControlState()
         self.entries: dict[str, _Entry] = {}
+        self.parking = ParkingLot()  # idle instances parked, and the one probe that wakes them
         self._errors: dict[str, str] = {}  # why a function failed before it had an instance
         self.started_at = now_ms()
         self._wake = threading.Event()  # an instance changed state: publish soon
@@ -212,7 +214,7 @@ class Node:
                                         self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id,
                                         changelog_topics=spec.changelog_topics(self.options.namespace),
                                         transactional_id=spec.transactional_id(self.options.namespace, self.node_id),
-                                        metrics=self.metrics.for_function(name))
+                                        metrics=self.metrics.for_function(name), parking=self.parking)
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
             instance.start()
@@ -271,6 +273,7 @@ class Node:
             if entry.instance is not None:
                 entry.instance.stop()
             self.status.function(name, self.node_id, None)
+        self.parking.close()
         self._beats_stop.set()  # the last beat must not follow the goodbye
         if self._beating.is_alive():
             self._beating.join(10)

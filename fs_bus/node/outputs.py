@@ -166,7 +166,10 @@ class Outputs:
         self.abort()
         for producer in self._producers.values():
             producer.flush(10)
+        # The last references: a producer's threads end when it is freed, and it refers back
+        # to us (its delivery callback), so a reference kept here waits for the cycle collector.
         self._producers.clear()
+        self._inputs_producer = None  # type: ignore[assignment]
         self._targets = []
 
 

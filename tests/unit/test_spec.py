@@ -86,3 +86,14 @@ def test_the_control_state_keeps_a_spec_per_function_and_forgets_dropped_ones() 
     assert second is not None and second is not first and second.record.revision == rec.revision + 1
     state.fold(Msg(b"f", None))
     assert state.spec("f") is None
+
+
+def test_a_new_record_with_the_same_config_text_is_not_parsed_again() -> None:
+    state = ControlState()
+    first = replace(SAMPLE, name="f", config_yaml=CONFIG, revision=1)
+    state.fold(Msg(b"f", encode_function(first)))
+    parsed = state.spec("f").config
+    state.fold(Msg(b"f", encode_function(replace(first, revision=2))))  # STOP/START: same text
+    assert state.spec("f").record.revision == 2 and state.spec("f").config is parsed
+    state.fold(Msg(b"f", encode_function(replace(first, revision=3, config_yaml=CONFIG + "# changed\n"))))
+    assert state.spec("f").config is not parsed and state.spec("f").config == parsed

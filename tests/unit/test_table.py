@@ -74,3 +74,19 @@ def test_newest_record_wins():
     t = desired.apply(DesiredTable(), b"a", encode_function(replace(rec, desired_state=DesiredState.RUNNING)))
     t = desired.apply(t, b"a", encode_function(replace(rec, desired_state=DesiredState.STOPPED)))
     assert t.get("a").desired_state is DesiredState.STOPPED
+
+
+@given(st.lists(entries, max_size=40), st.binary(max_size=30))
+def test_folding_in_place_gives_the_table_apply_gives(log, garbage):
+    """The node and the client fold in place (no copy per record); same table as ``apply``,
+    and a record that does not decode leaves the table as it was."""
+    functions: dict = {}
+    for key, rec in log:
+        name = desired.fold(functions, key.encode(), None if rec is None else encode_function(rec))
+        assert name == key
+        before = dict(functions)
+        try:
+            desired.fold(functions, key.encode(), garbage)
+        except DecodeError:
+            assert functions == before
+    assert functions == fold(log).functions
