@@ -11,8 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 from fs_bus.local.broker import BrokerSpec, LocalBroker, free_port, resolve_kafka_classpath
+
+
+# Property tests check behaviour, not speed: on a shared, loaded machine an example can take
+# longer than hypothesis' default 200 ms deadline, and that would fail a correct test.
+settings.register_profile("fs-bus", deadline=None)
+settings.load_profile("fs-bus")
 
 
 @dataclass
