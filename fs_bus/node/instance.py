@@ -30,6 +30,7 @@ from typing import Callable
 from fs_bus.calls.records import CallReply, CallRequest
 from fs_bus.calls.router import CallInbox
 from fs_bus.clock import now_ms
+from fs_bus.control.shadow import with_sources
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
     ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, KafkaUnavailable,
@@ -78,8 +79,9 @@ class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
                  on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = "",
                  changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None,
-                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None):
-        self.name = name
+                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None,
+                 source_headers: bool = False):
+        self.name, self._source_headers = name, source_headers  # a shadow runs: outputs name their input
         # Counted per batch; the error policy calls ``metrics.dead_lettered(n)``.
         self.metrics = metrics or FunctionMetrics(None, name)
         self.node_id = node_id
@@ -522,6 +524,7 @@ class FunctionInstance:
             raise GuestError(f"{exc} (records {topic}[{partition}]@{first}..{last})") from None
         self._errors.ran(part, msgs[-1].offset())
         self.progress.processed(worker.label)
+        results = with_sources(results, msgs, topic, partition) if self._source_headers else results
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
         self.metrics.batch(len(msgs), results, seconds)

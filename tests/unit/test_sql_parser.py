@@ -153,7 +153,7 @@ def test_error_on_line_3_reports_line_column_and_position():
     assert exc.position == script.index("STRAT")
     assert (exc.line, exc.column) == (3, 3)
     assert exc.text == script
-    assert str(exc) == ("syntax error at line 3, column 3: expected a statement (CREATE, START, STOP, DROP, SHOW or DESCRIBE), "
+    assert str(exc) == ("syntax error at line 3, column 3: expected a statement (CREATE, START, STOP, DROP, SHOW, DESCRIBE, ROLLBACK or PROMOTE), "
                         "found 'STRAT'\n  STRAT FUNCTION b;\n  ^")
 
 
