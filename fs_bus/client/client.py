@@ -512,10 +512,9 @@ class FsClient(Upgrades, Shadows):
 
     def _upload(self, data: bytes, kind: ArtifactKind, state: ControlState) -> ArtifactManifest:
         sha = hashlib.sha256(data).hexdigest()
-        kept = [*state.table.functions.values(), *(r for h in state.history.revisions.values() for r in h.values())]
-        for rec in kept:
-            if rec.artifact.sha256 == sha and rec.artifact.kind is kind:
-                return rec.artifact  # content-addressed: the same bytes are already there (a rollback's too)
+        for manifest in self._kept_manifests(state):
+            if manifest.sha256 == sha and manifest.kind is kind:
+                return manifest  # content-addressed: the same bytes are already there (a kept revision's too)
         return artifact_store.upload(self._producer_(), self.topics.artifacts, data, kind, self.progress)
 
     def _await_state(self, record: FunctionRecord, want: ObservedState, timeout: float | None) -> None:

@@ -30,7 +30,6 @@ from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.store import ControlState, write_record, write_revision, write_tombstone
 from fs_bus.errors import FsBusError, FunctionNotFound, UpgradeRefused
 from fs_bus.kafka import clients, groups
-from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.topics import ensure_changelog_topics, ensure_data_topics, partition_counts
 from fs_bus.state.changelog import DELETE_RETENTION_MS
@@ -80,8 +79,13 @@ class Shadows(_Base):
         """Discard the shadow: its record and changelogs go (its output topics stay, for a look);
         the live outputs stop carrying ``fs-bus.source``. ``SQL: DROP SHADOW name``."""
         state = self._read_control()
-        live, shadowed = self._live_and_shadow(state, name)
-        self._drop_shadow_record(state, shadowed)
+        live = state.table.get(name)
+        if live is not None and live.source_headers and shadow.shadow_name(name) not in state.table:
+            shadowed = None  # a shadow start that failed half-way: only the header to turn off
+        else:
+            live, shadowed = self._live_and_shadow(state, name)
+            self._drop_shadow_record(state, shadowed)
+        assert live is not None
         record = dataclasses.replace(live, source_headers=False, revision=state.max_revision.get(name, 0) + 1,
                                      updated_at=now_ms(), updated_by=self.user, upgrade_from=None)
         write_record(self._producer_(), self.topics.control, record)

@@ -125,11 +125,27 @@ class Upgrades(_Base):
             if sha not in kept:
                 artifact_store.tombstone(self._producer_(), manifest)
 
+    def _kept_manifests(self, state: ControlState) -> list[ArtifactManifest]:
+        """The artifacts on the artifacts topic: the current records' and the kept revisions'."""
+        kept = upgrade.kept_artifacts(state.history, state.table.functions.values())
+        revisions = (r for h in state.history.revisions.values() for r in h.values())
+        return [r.artifact for r in [*state.table.functions.values(), *revisions] if r.artifact.sha256 in kept]
+
     def _forget(self, state: ControlState, name: str) -> None:
-        """DROP FUNCTION: its history keys and its shadow go too."""
+        """DROP FUNCTION: its history keys, its kept revisions' artifacts and its shadow go too."""
         forget_history(self._producer_(), self.topics.control, name, sorted(state.history.of(name)))
-        if shadow_name(name) in state.table:
-            self.drop_shadow(name, wait=False)
+        others = {n: r for n, r in state.table.functions.items() if n != name and r.shadow_of != name}
+        history = dataclasses.replace(state.history, revisions={
+            n: h for n, h in state.history.revisions.items() if n != name})
+        kept = upgrade.kept_artifacts(history, others.values())
+        current = state.table.get(name)
+        gone = {r.artifact.sha256: r.artifact for r in state.history.of(name).values()}
+        for sha, manifest in gone.items():
+            if sha not in kept and (current is None or sha != current.artifact.sha256):  # DROP takes that one
+                artifact_store.tombstone(self._producer_(), manifest)
+        shadowed = state.table.get(shadow_name(name))
+        if shadowed is not None and shadowed.shadow_of == name:
+            self._drop_shadow_record(state, shadowed)
 
     def _await_upgrade(self, record: FunctionRecord, timeout: float | None) -> None:
         """Wait as for any record; a revision the nodes rolled back raises ``RolledBack``."""
@@ -143,6 +159,16 @@ class Upgrades(_Base):
             self._raise_if_rolled_back(record, ROLLBACK_WAIT_S)
             raise failed
         self._raise_if_rolled_back(record, 0)
+        self._settle(record)
+
+    def _settle(self, record: FunctionRecord) -> None:
+        """Every live node runs the new revision: it is no longer one a failure rolls back (a node
+        restarted later, or one that was down, may fail for reasons of its own). Same code and
+        config, so nodes only acknowledge it."""
+        current = self._read_control().table.get(record.name)
+        if current is not None and current.revision == record.revision and current.upgrade_from is not None:
+            write_record(self._producer_(), self.topics.control,
+                         dataclasses.replace(current, upgrade_from=None, revision=current.revision + 1))
 
     def _raise_if_rolled_back(self, record: FunctionRecord, patience: float) -> None:
         deadline = time.monotonic() + patience
