@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from fs_bus.errors import RolledBack, UpgradeRefused
+from fs_bus.errors import InvalidArtifact, RolledBack, UpgradeRefused
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import Topics, ensure_topics
@@ -143,6 +143,11 @@ def test_a_replace_whose_fs_init_traps_rolls_back_by_itself(bootstrap_servers, n
     out = OutputReader(bootstrap_servers, dst)
     produce(bootstrap_servers, src, [(b"k", b"before")])
     assert out.wait_for(1) == [(b"k", b"BEFORE")]
+
+    # An artifact that cannot run is refused by the client, like a CREATE: nothing is written.
+    with pytest.raises(InvalidArtifact):
+        client.create_function_from_bytes(b"\0asm\x01\0\0\0", config, replace=True)
+    assert [r.rev for r in client.function_history("upper")] == [1]
 
     with pytest.raises(RolledBack, match="auto-rollback to 1: revision 2 failed") as info:
         client.create_function_from_bytes(init_trapping_upper_wasm(), config, replace=True, timeout=90)
