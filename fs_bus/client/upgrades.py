@@ -118,7 +118,8 @@ class Upgrades(_Base):
             **state.history.revisions, record.name: {**state.history.of(record.name), rev.code_revision: rev}})
         functions = {**state.table.functions, record.name: record}
         kept = upgrade.kept_artifacts(history, functions.values())
-        dropped = {r.artifact.sha256: r.artifact for r in state.history.of(record.name).values()}
+        before = state.history.of(record.name)  # only those the window kept until now: older ones went already
+        dropped = {before[r].artifact.sha256: before[r].artifact for r in sorted(before)[-upgrade.KEEP_REVISIONS - 1:]}
         if previous is not None:
             dropped[previous.artifact.sha256] = previous.artifact
         for sha, manifest in dropped.items():

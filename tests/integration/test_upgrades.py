@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from fs_bus.errors import InvalidArtifact, RolledBack, UpgradeRefused
+from fs_bus.errors import FsBusError, InvalidArtifact, RolledBack, UpgradeRefused
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import Topics, ensure_topics
@@ -306,3 +306,33 @@ def test_a_shadow_diff_matches_the_hand_count_and_promotion_acts_as_a_replace(
     assert answers == {s: (21 * 10 if s % 5 == 1 else 21) for s in range(200, 210) if s % 5}
     assert [r.rev for r in client.function_history("counter")] == [1, 2]
     stream.close()
+
+
+def test_the_artifacts_of_the_newest_five_revisions_are_kept_and_older_ones_collected(
+        bootstrap_servers, namespace, client):
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    config = tagger_config(bootstrap_servers, "tag", src, dst)
+    for n in range(1, 8):  # revisions 1..7, each its own artifact; no node needed to write them
+        client.create_python_function("Tagger", [("tagger", tagger(f"v{n}"))], config, replace=True, wait=False)
+    history = client.function_history("tag")
+    assert [r.rev for r in history] == list(range(1, 8))
+    first, second = history[0].artifact_sha256, history[1].artifact_sha256
+
+    tombstoned = set()
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "artifact-probe",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer.subscribe([Topics(namespace).artifacts])
+    try:
+        def collected() -> bool:
+            tombstoned.update(m.key().decode().split("/")[0] for m in consumer.consume(500, 0.5)
+                              if m.error() is None and m.value() is None)
+            return first in tombstoned and second in tombstoned
+        wait_until(collected, 30, "revisions 1 and 2's chunks tombstoned")
+    finally:
+        consumer.close()
+    assert not tombstoned & {r.artifact_sha256 for r in history[2:]}  # the newest five stay
+
+    with pytest.raises(FsBusError, match="revision 1's artifact was collected"):
+        client.rollback_function("tag", 1, wait=False)
+    client.rollback_function("tag", 3, wait=False)
+    assert client.function_history("tag")[-1].artifact_sha256 == history[2].artifact_sha256
