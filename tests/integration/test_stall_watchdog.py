@@ -99,3 +99,26 @@ def test_a_broker_that_does_not_answer_is_an_outage_not_a_stall(own_broker, name
         assert "stalled" not in log
     finally:
         node.close()
+
+
+def test_a_function_failed_for_a_passing_cause_is_running_again_without_waiting_for_a_record(
+        bootstrap_servers, namespace, client, nodes, tmp_path_factory):
+    """Its output cluster is not there yet: FAILED, retried. Once it is, the retry opens and has
+    nothing to do: RUNNING. (It stayed FAILED until a record came, for good on a quiet input.)"""
+    later = LocalBroker(BrokerSpec(data_dir=tmp_path_factory.mktemp("kafka-later"), port=free_port(),
+                                   controller_port=free_port()), classpath=resolve_kafka_classpath())
+    src, dst = f"{namespace}-in", f"{namespace}-out"
+    config = upper_config(bootstrap_servers, "upper", src, dst).replace(
+        f'outputs:\n  - output-type: kafka\n    bootstrap_servers: "{bootstrap_servers}"',
+        f'outputs:\n  - output-type: kafka\n    bootstrap_servers: "{later.bootstrap_servers}"')
+    assert later.bootstrap_servers in config
+    nodes("n1")
+    try:
+        client.create_function_from_bytes(UPPER_WASM.read_bytes(), config, wait=False)
+        wait_until(lambda: (f := client.describe_function("upper")).status == "FAILED" and "retry" in (
+            " ".join(n.get("error") or "" for n in f.nodes)), 60, "FAILED while its output cluster is away")
+        later.start(wait_timeout=120.0)
+        wait_until(lambda: client.describe_function("upper").status == "RUNNING", 120,
+                   "RUNNING once a retry opened, with no record to process")
+    finally:
+        later.stop()
