@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from fs_bus.client.client import _function_info  # the observed-state rule SHOW FUNCTIONS uses
+from fs_bus.control.history import FunctionRevision, is_history_key
 from fs_bus.control.records import FunctionRecord, decode_function
 from fs_bus.errors import DecodeError
 from fs_bus.kafka.groups import PartitionLag
@@ -99,7 +100,7 @@ def fold_history(history: Mapping[str, tuple[Revision, ...]], key: bytes | None,
     has left (at least the newest record per function); it keeps what it saw live. A
     record that is not a function record changes nothing, as on a node.
     """
-    if key is None:
+    if key is None or is_history_key(key):
         return dict(history)
     try:
         name = key.decode("utf-8")
@@ -131,7 +132,7 @@ def function_view(rec: FunctionRecord, statuses: Mapping[str, FunctionStatus], l
     latest = samples.items[-1] if samples.items else None
     return {
         "name": rec.name, "type": rec.task_type, "desired": info.desired, "status": info.status,
-        "revision": rec.revision, "nodes": {n: list(p) for n, p in info.partitions.items()},
+        "revision": rec.revision, "code_revision": rec.code_revision, "nodes": {n: list(p) for n, p in info.partitions.items()},
         "error": info.error, "lag": None if lags is None else sum(pl.lag for pl in lags),
         "partitions": partitions,
         "records_in": latest.records_in if latest else None,
@@ -146,20 +147,27 @@ def function_view(rec: FunctionRecord, statuses: Mapping[str, FunctionStatus], l
 
 
 def function_detail(rec: FunctionRecord, view: Mapping[str, Any], statuses: Mapping[str, FunctionStatus],
-                    live: Mapping[str, NodeHeartbeat], history: Iterable[Revision]) -> dict[str, Any]:
-    """A function's page: its row, plus config, artifact, each node's report and its revisions."""
+                    live: Mapping[str, NodeHeartbeat], history: Iterable[Revision],
+                    code_revisions: Mapping[int, FunctionRevision] | None = None) -> dict[str, Any]:
+    """A function's page: its row, plus config, artifact, each node's report, its code revisions
+    (the ``history/<name>/<rev>`` records, which outlive compaction) and its control records."""
     return {
         **view,
         "config_yaml": rec.config_yaml, "state_generation": rec.state_generation,
         "artifact": {"sha256": rec.artifact.sha256, "size": rec.artifact.size, "kind": rec.artifact.kind.value,
                      "signed_by": rec.artifact.signed_by},
         "node_reports": [{"node": n, "state": st.state.value, "revision": st.revision,
+                          "code_revision": st.code_revision,
                           "partitions": list(st.partitions), "error": st.error, "errors": st.errors,
                           "alive": n in live,
                           "updated_at": st.updated_at} for n, st in sorted(statuses.items())],
         "history": [{"revision": h.revision, "desired": h.desired, "updated_at": h.updated_at,
                      "updated_by": h.updated_by, "offset": h.offset, "artifact_sha256": h.artifact_sha256}
                     for h in history],
+        "revisions": [{"code_revision": r.code_revision, "created_at": r.created_at, "created_by": r.created_by,
+                       "artifact_sha256": r.artifact.sha256, "config_digest": r.config_digest,
+                       "changes": r.changes, "reason": r.reason, "running": r.code_revision == rec.code_revision}
+                      for _, r in sorted((code_revisions or {}).items(), reverse=True)],
     }
 
 

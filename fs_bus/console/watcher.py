@@ -131,7 +131,8 @@ class ClusterWatcher:
                                          sum(pl.lag for pl in lags), sum(st.errors for st in statuses.values())))
             view = model.function_view(rec, statuses, live, lags, samples)
             functions.append(view)
-            details[name] = model.function_detail(rec, view, statuses, live, self._history.get(name, ()))
+            details[name] = model.function_detail(rec, view, statuses, live, self._history.get(name, ()),
+                                                   self._control.history.of(name))
         for gone in set(self._samples) - set(self._control.table.functions):
             del self._samples[gone]  # dropped: a function created again under its name starts afresh
         return Snapshot(self._snapshot.version + 1, now, functions, model.node_views(self._status, now), details)

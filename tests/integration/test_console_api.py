@@ -212,3 +212,22 @@ def test_fs_bus_local_up_starts_the_console_and_prints_its_address(tmp_path):
     assert "console stopped" in down.stderr, down.stderr
     with pytest.raises(OSError):
         urllib.request.urlopen(url + "api/state", timeout=5)
+
+
+def test_a_replace_shows_as_a_new_code_revision_on_the_functions_page_and_each_node(
+        bootstrap_servers, namespace, client, nodes, consoles):
+    nodes("n1")
+    a, _ = two_functions(bootstrap_servers, namespace, client)
+    console = consoles()
+    config = upper_config(bootstrap_servers, "upper", a, f"{a}-out2")  # the outputs may change in place
+    assert client.create_function_from_bytes(UPPER_WASM.read_bytes(), config, replace=True)
+
+    def replaced():
+        status, detail = console.get("/api/functions/upper")
+        assert status == 200 and detail["code_revision"] == 2, detail
+        assert [(r["code_revision"], r["running"]) for r in detail["revisions"]] == [(2, True), (1, False)], detail
+        assert "outputs" in detail["revisions"][0]["changes"], detail["revisions"][0]
+        assert [r["code_revision"] for r in detail["node_reports"]] == [2], detail["node_reports"]
+        return detail
+
+    wait_until(replaced, 60, "the console showing revision 2 running on n1")

@@ -95,3 +95,26 @@ def test_errors_per_second_is_the_growth_of_the_summed_node_counters():
         s.add(Sample(i * 1000, 0, 0, 0, errors))
     assert s.rate("errors") == 2.5
     assert s.rates("errors")[-1] == 2.5 and s.rates("errors")[0] == 0.0
+
+
+def test_a_history_key_is_not_taken_for_a_function_named_like_it():
+    from fs_bus.control.history import encode_revision, history_key, revision_of
+    rev = revision_of(record("f", 1), "created")
+    h = fold_history({}, history_key("f", 1), encode_revision(rev), 0, 1)
+    assert h == {}
+
+
+def test_a_functions_page_lists_its_code_revisions_newest_first_and_marks_the_live_one():
+    from dataclasses import replace
+
+    from fs_bus.console.model import function_detail
+    from fs_bus.control.history import revision_of
+    first = record("f", 1)
+    second = replace(record("f", 2), code_revision=2, config_yaml="name: f\nparallelism: 1\n")
+    revisions = {1: revision_of(first, "created"), 2: revision_of(second, "config: parallelism", "replace")}
+    status = FunctionStatus("f", "n1", 2, ObservedState.RUNNING, None, ("t:0",), 5, code_revision=2)
+    detail = function_detail(second, {}, {"n1": status}, {}, (), revisions)
+    assert [(r["code_revision"], r["running"], r["changes"]) for r in detail["revisions"]] == \
+        [(2, True, "config: parallelism"), (1, False, "created")]
+    assert detail["revisions"][0]["config_digest"] != detail["revisions"][1]["config_digest"]
+    assert detail["node_reports"][0]["code_revision"] == 2
