@@ -374,8 +374,7 @@ class FunctionInstance:
     def _caught_up(self) -> bool:
         """Whether every partition held is known to have nothing left to process."""
         with self._lock:
-            held = list(self.workers)
-        return all(self.metrics.lag.get(k) == 0 for k in held)
+            return all(self.metrics.lag.get(k) == 0 for k in self.workers)
 
     def _run_batches(self, groups: dict[tuple[str, int], list[Message]]) -> int:
         """Run each partition's batch; several partitions at once when there are several
