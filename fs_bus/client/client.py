@@ -78,9 +78,12 @@ def _kafka_errors_translated(cls: C) -> C:
                 raise clients.translate(exc, f"FsClient.{method.__name__}", self.settings.principal) from None
         return translated
 
-    for name, attr in list(vars(cls).items()):
-        if not name.startswith("_") and callable(attr):
-            setattr(cls, name, wrap(attr))
+    seen: set[str] = set()
+    for klass in cls.__mro__[:-1]:  # the mixins' calls too (fs_bus.client.upgrades, .shadows)
+        for name, attr in list(vars(klass).items()):
+            if not name.startswith("_") and callable(attr) and name not in seen:
+                seen.add(name)
+                setattr(cls, name, wrap(attr))
     return cls
 
 

@@ -159,19 +159,17 @@ class Upgrades(_Base):
         except FunctionFailed as failed:
             self._raise_if_rolled_back(record, ROLLBACK_WAIT_S)
             raise failed
-        self._raise_if_rolled_back(record, 0)
-        self._settle(record)
-
-    def _settle(self, record: FunctionRecord) -> None:
-        """Every live node runs the new revision: it is no longer one a failure rolls back (a node
-        restarted later, or one that was down, may fail for reasons of its own). Same code and
-        config, so nodes only acknowledge it."""
-        current = self._read_control().table.get(record.name)
+        current = self._raise_if_rolled_back(record, 0)
         if current is not None and current.revision == record.revision and current.upgrade_from is not None:
+            # Every live node runs the new revision: it is no longer one a failure rolls back (a
+            # node restarted later, or one that was down, may fail for reasons of its own). Same
+            # code and config, so nodes only acknowledge it.
             write_record(self._producer_(), self.topics.control,
                          dataclasses.replace(current, upgrade_from=None, revision=current.revision + 1))
 
-    def _raise_if_rolled_back(self, record: FunctionRecord, patience: float) -> None:
+    def _raise_if_rolled_back(self, record: FunctionRecord, patience: float) -> FunctionRecord | None:
+        """Raise ``RolledBack`` if a node rolled ``record`` back (waiting up to ``patience``);
+        else the function's current record."""
         deadline = time.monotonic() + patience
         while True:
             current = self._read_control().table.get(record.name)
@@ -179,5 +177,5 @@ class Upgrades(_Base):
                     and current.updated_by == upgrade.AUTO_ROLLBACK_BY and current.updated_at == record.updated_at):
                 raise RolledBack(record.name, record.code_revision, current.reason)
             if time.monotonic() >= deadline:
-                return
+                return current
             time.sleep(0.5)

@@ -80,9 +80,8 @@ class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
                  on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = "",
                  changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None,
-                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None,
-                 source_headers: bool = False):
-        self.name, self._source_headers = name, source_headers  # a shadow runs: outputs name their input
+                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None, tag_sources: bool = False):
+        self.name, self._source_headers = name, tag_sources  # a shadow runs: outputs name their input
         # Counted per batch; the error policy calls ``metrics.dead_lettered(n)``.
         self.metrics = metrics or FunctionMetrics(None, name)
         self.node_id = node_id

@@ -232,7 +232,7 @@ class Node:
                                         changelog_topics=spec.changelog_topics(self.options.namespace),
                                         transactional_id=spec.transactional_id(self.options.namespace, self.node_id),
                                         metrics=self.metrics.for_function(name), parking=self.parking,
-                                        source_headers=rec.source_headers)
+                                        tag_sources=rec.source_headers)
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
             instance.start()

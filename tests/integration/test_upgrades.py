@@ -4,6 +4,7 @@ outlives compaction, and a shadow is compared with the live revision before it i
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -192,6 +193,14 @@ def test_rollback_to_revision_1_after_two_replaces(bootstrap_servers, namespace,
     assert "rolled back tag to revision 1" in done.stdout
     produce(bootstrap_servers, src, [(b"k", b"3")])
     assert out.wait_for(4)[3] == (b"k", b"v1:3")  # revision 1's code, from the next record on
+
+    described = subprocess.run([sys.executable, "-m", "fs_bus", "describe", "tag", "-b", bootstrap_servers,
+                                "--namespace", namespace], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert described.returncode == 0, described.stderr
+    assert "code revision 4 (rollback to 1)" in described.stdout
+    as_json = subprocess.run([sys.executable, "-m", "fs_bus", "describe", "tag", "-o", "json", "-b", bootstrap_servers,
+                              "--namespace", namespace], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert [(n["node"], n["code_revision"]) for n in json.loads(as_json.stdout)["nodes"]] == [("n1", 4)]
 
     history = client.function_history("tag")
     assert [(r.rev, r.reason, r.current) for r in history] == [

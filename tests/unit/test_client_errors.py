@@ -24,6 +24,9 @@ def test_an_authorization_failure_becomes_access_denied():
 @pytest.mark.parametrize("call", [
     lambda c: c.show_functions(), lambda c: c.describe_function("f"), lambda c: c.drop_function("f"),
     lambda c: c.stop_function("f"), lambda c: c.get_function("f"),
+    # the upgrade calls, from the client's mixins
+    lambda c: c.rollback_function("f"), lambda c: c.function_history("f"), lambda c: c.function_diff("f"),
+    lambda c: c.promote_function("f"), lambda c: c.drop_shadow("f"),
 ])
 def test_every_public_method_raises_fs_bus_errors_for_kafka_failures(call, monkeypatch):
     client = FsClient(bootstrap_servers="127.0.0.1:1")
