@@ -21,6 +21,7 @@ class FunctionInfo:
     updated_by: str = field(default="", repr=False)
     lag: int | None = field(default=None, repr=False)  # records its group has not processed yet (None: unknown)
     lag_error: str | None = field(default=None, repr=False)  # why lag is unknown (e.g. its cluster is unreachable)
+    placement: str = field(default="", repr=False)  # "n1,n2 (2/2)" or "unplaced: no live node with zone=b"
 
 
 @dataclass(frozen=True)
@@ -126,3 +127,4 @@ class FunctionDescription:
     lag: list[dict] = field(default_factory=list)  # topic, partition, node, committed, end, lag
     changelogs: list[str] = field(default_factory=list)
     lag_error: str | None = None  # why ``lag`` is empty (e.g. its input cluster cannot be reached)
+    placement: dict = field(default_factory=dict)  # nodes, parallelism, wanted, wanted_from, labels, reason, summary
