@@ -315,7 +315,8 @@ class FsClient:
                 why = str(exc)
             placed = placement_of(state.specs[name], table, now, counts).summary()
             infos.append(replace(info, lag=total, lag_error=why, placement=placed))
-        nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
+        nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at,
+                          dict(hb.labels), hb.rss_bytes, hb.threads)
                  for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
         return ShowFunctionsResult(functions=infos, nodes=nodes)
 

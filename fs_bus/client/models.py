@@ -33,6 +33,9 @@ class NodeInfo:
     alive: bool
     functions: int
     last_heartbeat_ms: int
+    labels: dict[str, str] = field(default_factory=dict)  # fs-bus node --label
+    rss_bytes: int = 0  # the node's resident memory at its last beat (0: unknown)
+    threads: int = 0
 
 
 @dataclass(frozen=True)

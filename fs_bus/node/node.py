@@ -206,7 +206,12 @@ class Node:
     def _reconcile(self) -> None:
         self._sync_observed()
         observed = {name: e.observed for name, e in self.entries.items()}
-        for action in reconcile(self.control.table.functions, observed, self._place()):
+        actions = reconcile(self.control.table.functions, observed, self._place())
+        for action in actions:  # instances to close close side by side, each flushing and committing
+            entry = self.entries.get(action.name)
+            if action.verb in (Verb.UNPLACE, Verb.STOP, Verb.REMOVE) and entry and entry.instance:
+                entry.instance.request_stop()
+        for action in actions:
             try:
                 self._act(action)
             except Exception as exc:  # noqa: BLE001 - one function's trouble never stops the node
@@ -314,6 +319,9 @@ class Node:
 
     def _shutdown(self) -> None:
         log.info("node %s: shutting down", self.node_id)
+        for entry in list(self.entries.values()):
+            if entry.instance is not None:
+                entry.instance.request_stop()  # all at once; each still flushes and commits
         for name, entry in list(self.entries.items()):
             if entry.instance is not None:
                 entry.instance.stop()
