@@ -163,6 +163,7 @@ class FunctionInstance:
         instance reopens from the last committed offsets, so a poison record fails
         again (status FAILED, with why) and a transient fault heals by itself."""
         attempt = 0
+        on_records = False  # the last failure was user code on records: RUNNING once a batch passes
         while True:
             try:
                 if self._factory is None:
@@ -170,8 +171,10 @@ class FunctionInstance:
                 with OPENING:
                     self._open()
                 # RUNNING once the group's first assignment has its workers (user code's init
-                # ran): a CREATE waits for that verdict, so an init that raises fails it.
-                self._first_assignment = attempt == 0
+                # ran): a CREATE waits for that verdict, so an init that raises fails it. After a
+                # failure opening (a cluster out of reach), the next assignment says RUNNING too:
+                # an idle input would otherwise leave it FAILED with nothing failing.
+                self._first_assignment = attempt == 0 or not on_records
                 self._loop()
                 if self._berth.at is not None and not self._stop.is_set():
                     self._berth.park(set(self.workers), lambda: self._close(commit=True))
@@ -189,6 +192,7 @@ class FunctionInstance:
                 return
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the node stays up and says why
                 reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
+                on_records = isinstance(exc, GuestError)  # RecordFailed, BatchFailed too
                 if isinstance(exc, GuestError):
                     self.metrics.error()
                 elif not isinstance(exc, FsBusError):  # ours say why without a traceback (logged below)
