@@ -129,6 +129,7 @@ class FunctionInstance:
         """Ask the instance to stop and return at once; ``stop`` then waits for it. Many
         instances asked first stop side by side (a node letting go of dozens at a time)."""
         self._stop.set()
+        self._berth.wake()  # a parked instance too
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
