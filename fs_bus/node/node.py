@@ -101,6 +101,7 @@ class Node:
         self.membership: Membership | None = None  # the live nodes, once run() reads the status topic
         self.live: dict[str, dict[str, str]] = {}  # node id -> labels, as the last placement saw them
         self.placements: dict[str, Placement] = {}  # every function's placement, as this node computed it
+        self._placed_for: dict[str, tuple] = {}  # function -> what its placement was computed from
 
     # --- main loop ---
 
@@ -189,17 +190,27 @@ class Node:
     def _place(self) -> set[str]:
         """Place every function over the live nodes; return those placed on this one."""
         assert self.membership is not None
-        self.live = self.membership.live(now_ms())
+        live = self.membership.live(now_ms())
+        if live != self.live:  # every placement may change; otherwise only those whose inputs did
+            self.live, self._placed_for = live, {}
         placements = {}
         for name in self.control.table.functions:
             spec = self.control.spec(name)
             config = spec.config if spec is not None else None
             if config is None:  # one node says the record is unusable, not all of them
-                placements[name] = place(name, self.live, parallelism=1)
+                inputs: tuple = (1, None, ())
+            else:
+                partitions = None if config.parallelism else self.partition_counts.for_config(config)
+                inputs = (config.parallelism, partitions, tuple(sorted(config.placement_labels.items())))
+            known = self._placed_for.get(name)
+            if known is not None and known[0] == inputs:
+                placements[name] = known[1]
                 continue
-            partitions = None if config.parallelism else self.partition_counts.for_config(config)
-            placements[name] = place(name, self.live, parallelism=config.parallelism, partitions=partitions,
-                                     labels=config.placement_labels)
+            placements[name] = place(name, self.live, parallelism=inputs[0], partitions=inputs[1],
+                                     labels=dict(inputs[2]))
+            self._placed_for[name] = (inputs, placements[name])
+        if len(self._placed_for) > len(placements):  # dropped functions
+            self._placed_for = {n: v for n, v in self._placed_for.items() if n in placements}
         self.placements = placements
         return {name for name, pl in placements.items() if self.node_id in pl.nodes}
 
