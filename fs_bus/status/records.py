@@ -37,8 +37,9 @@ class NodeHeartbeat:
     rss_bytes: int = 0  # the node process's resident memory (0: unknown, e.g. an older node)
     threads: int = 0
 
-    def alive(self, now_ms: int, missed_beats: int = 4) -> bool:
-        """A node is alive until it has missed a few beats (it may be busy or GC-ing)."""
+    def alive(self, now_ms: int, missed_beats: int = 3) -> bool:
+        """A node is alive until it has missed a few beats (it may be busy or GC-ing). Three:
+        its functions are placed elsewhere that soon after a kill -9 (6 s at 2 s beats)."""
         return now_ms - self.heartbeat_at <= max(self.interval_ms * missed_beats, 3000)
 
 
