@@ -151,15 +151,15 @@ def run(a: argparse.Namespace, bootstrap: str, workdir: Path, children: Children
                                        "max": round(max(creates)) if creates else None,
                                        "next_to": a.functions}
         log(f"balance {out['balance']}; CREATE->RUNNING p50 {out['create_to_running_ms']['p50']} ms")
-        out["join"], before = _join(cluster, names, ids, running, deadline)
+        out["join"], before = _join(cluster, names, ids, deadline)
         out["kill"] = _kill(cluster, names, ids, before, deadline)
         out["footprint"] = cluster.footprint()
     return out
 
 
-def _join(cluster: Cluster, names, ids, before, deadline) -> tuple[dict[str, Any], dict]:
+def _join(cluster: Cluster, names, ids, deadline) -> tuple[dict[str, Any], dict]:
     newcomer = f"n{len(ids) + 1}"
-    before = cluster.running()
+    _, before = cluster.wait_placed(names, ids, deadline)  # all where placement says, not a passing moment
     cluster.start(newcomer)
     seconds, after = cluster.wait_placed(names, ids + [newcomer], deadline)
     moved = [n for n in names if after.get(n) != before.get(n)]
