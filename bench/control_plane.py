@@ -6,6 +6,11 @@ starts components.
   ``FsClient.create_function_from_bytes(wait=True)`` against one node, each call
   timed; they stay running, so the last is created next to N-1 others. Then each
   is dropped (``drop_function(wait=True)``, also timed).
+- REPLACE -> RUNNING: the first function replaced ``REPLACE_REPEATS`` times
+  (``create_function_from_bytes(replace=True, wait=True)``, each a new code revision:
+  upper.wasm with a custom section naming the round), each call timed, beside a
+  STOP then START of the same function (the other way to switch code without DROP,
+  which loses the state): their ratio is what a safe upgrade costs over a restart.
 - Artifact upload / download of ``--artifact-mb`` MB of random bytes through
   ``fs_bus.artifacts.store.upload`` / ``fetch`` (the client refuses bytes that
   are not a component, the store does not look), on the namespace's artifacts topic.
@@ -29,6 +34,7 @@ from bench.node import BenchNode
 from bench.throughput import function_config
 
 WARM_REPEATS = 3
+REPLACE_REPEATS = 3
 ARTIFACT_REPEATS = 3
 
 
@@ -58,6 +64,9 @@ def lifecycle(p: Params, deadline: Deadline, children: Children, out: dict[str, 
                 creates.append((time.perf_counter() - t) * 1000)
                 names.append(name)
             out["create_to_running"] = _summary(creates)
+            if names:
+                config = function_config(p.bootstrap, names[0], source, sink, f"{p.run_id}-cp-0", "processor")
+                replacements(client, wasm, names[0], config, deadline, out)
             for name in names:
                 deadline.check(f"after dropping {len(drops)} of {len(names)} functions")
                 t = time.perf_counter()
@@ -69,7 +78,35 @@ def lifecycle(p: Params, deadline: Deadline, children: Children, out: dict[str, 
     finally:
         if creates and "create_to_running" not in out:
             out["create_to_running"] = _summary(creates)
+            if names:
+                config = function_config(p.bootstrap, names[0], source, sink, f"{p.run_id}-cp-0", "processor")
+                replacements(client, wasm, names[0], config, deadline, out)
         node.stop()
+
+
+def _variant(wasm: bytes, n: int) -> bytes:
+    """The same component with a custom section (id 0) naming round ``n``: other bytes, same code."""
+    name = b"fs-bus-bench"
+    body = bytes([len(name)]) + name + b"%d" % n
+    assert len(body) < 128  # one LEB128 byte
+    return wasm + b"\x00" + bytes([len(body)]) + body
+
+
+def replacements(client, wasm: bytes, name: str, config: str, deadline: Deadline, out: dict[str, Any]) -> None:
+    replaces, restarts = [], []
+    for n in range(REPLACE_REPEATS):
+        deadline.check(f"after {n} of {REPLACE_REPEATS} replacements")
+        t = time.perf_counter()
+        client.create_function_from_bytes(_variant(wasm, n), config, replace=True, wait=True,
+                                          timeout=min(120, deadline.remaining()))
+        replaces.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        client.stop_function(name, wait=True, timeout=min(120, deadline.remaining()))
+        client.start_function(name, wait=True, timeout=min(120, deadline.remaining()))
+        restarts.append((time.perf_counter() - t) * 1000)
+    out["replace_to_running"] = _summary(replaces)
+    out["stop_start"] = _summary(restarts)
+    out["replace_over_stop_start"] = round(statistics.median(replaces) / statistics.median(restarts), 2)
 
 
 def artifacts(p: Params, deadline: Deadline, out: dict[str, Any]) -> None:

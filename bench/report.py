@@ -145,6 +145,11 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         if d:
             t.add_row(f"DROP -> dropped ({d['n']} functions)", f"p50 {d['p50_ms']:,.0f} ms / p99 {d['p99_ms']:,.0f} ms",
                       "")
+        r, ss = cp.get("replace_to_running"), cp.get("stop_start")
+        if r and ss:
+            t.add_row(f"REPLACE -> RUNNING ({r['n']} replaces, state and offsets kept)",
+                      f"p50 {r['p50_ms']:,.0f} ms", f"{cp['replace_over_stop_start']:.2f} x a STOP + START "
+                      f"(p50 {ss['p50_ms']:,.0f} ms)")
         a = cp.get("artifact")
         if a:
             t.add_row(f"artifact upload ({a['mb']} MB, {a['chunks']} chunks)", f"{a['upload_mb_per_s']:,.1f} MB/s",
@@ -243,6 +248,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         if d:
             lines.append(f"| DROP -> dropped, {d['n']} functions (p50 / p99) | {d['p50_ms']:,.0f} / "
                          f"{d['p99_ms']:,.0f} ms |")
+        r, ss = cp.get("replace_to_running"), cp.get("stop_start")
+        if r and ss:
+            lines.append(f"| REPLACE -> RUNNING, {r['n']} replaces (p50; x a STOP + START) | {r['p50_ms']:,.0f} ms; "
+                         f"{cp['replace_over_stop_start']:.2f} x |")
         a = cp.get("artifact")
         if a:
             lines.append(f"| artifact upload, {a['mb']} MB | {a['upload_mb_per_s']:,.1f} MB/s |")

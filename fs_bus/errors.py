@@ -111,6 +111,21 @@ class FunctionFailed(FsBusError):
         super().__init__(f"function {name!r} failed: {detail}")
 
 
+class UpgradeRefused(FsBusError):
+    """A replace asks for what cannot change in place (inputs, group, type); the message says what to do."""
+
+
+class RolledBack(FunctionFailed):
+    """A replace failed on the nodes and they rolled the function back to its previous revision."""
+
+    def __init__(self, name: str, revision: int, reason: str):
+        self.revision = revision
+        self.reason = reason
+        FsBusError.__init__(self, f"function {name!r}: revision {revision} was rolled back ({reason})")
+        self.name = name
+        self.reasons = {"": reason}
+
+
 class CallFailed(FsBusError):
     """A call to a function's fs-custom export failed (the function raised, or cannot be called)."""
 

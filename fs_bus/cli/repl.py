@@ -22,22 +22,36 @@ Statements (end each with ';'; keywords in any case):
   START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '2026-11-30T00:00:00Z';
   DROP FUNCTION [IF EXISTS] name;
   SHOW FUNCTIONS [[LIKE] 'pattern' | name];   DESCRIBE FUNCTION name;
+  CREATE OR REPLACE FUNCTION WITH (..., ['mode'='shadow']);   ROLLBACK FUNCTION name [TO REVISION n];
+  SHOW FUNCTION HISTORY name;   SHOW FUNCTION DIFF name;   PROMOTE FUNCTION name;   DROP SHADOW name;
 help: this text; quit or exit (or Ctrl-D): leave. Tab completes keywords and function names."""
 
-STATEMENTS = ["CREATE", "START", "STOP", "DROP", "SHOW", "DESCRIBE", "help", "quit"]
+STATEMENTS = ["CREATE", "START", "STOP", "DROP", "SHOW", "DESCRIBE", "ROLLBACK", "PROMOTE", "help", "quit"]
 NAME = object()  # where a function name goes
 
 # What may follow a statement's words so far (upper-cased); NAME marks a function name.
 _NEXT: dict[tuple[str, ...], list] = {
     (): STATEMENTS,
-    ("CREATE",): ["FUNCTION"],
+    ("CREATE",): ["OR", "FUNCTION"],
+    ("CREATE", "OR"): ["REPLACE"],
+    ("CREATE", "OR", "REPLACE"): ["FUNCTION"],
+    ("ROLLBACK",): ["FUNCTION"],
+    ("ROLLBACK", "FUNCTION"): [NAME],
+    ("ROLLBACK", "FUNCTION", NAME): ["TO"],
+    ("ROLLBACK", "FUNCTION", NAME, "TO"): ["REVISION"],
+    ("PROMOTE",): ["FUNCTION"],
+    ("PROMOTE", "FUNCTION"): [NAME],
+    ("SHOW", "FUNCTION"): ["HISTORY", "DIFF"],
+    ("SHOW", "FUNCTION", "HISTORY"): [NAME],
+    ("SHOW", "FUNCTION", "DIFF"): [NAME],
+    ("DROP", "SHADOW"): [NAME],
     ("CREATE", "FUNCTION"): ["WITH"],
     ("CREATE", "FUNCTION", "WITH"): ["('function_path'=", "'config_path'="],
     ("START",): ["FUNCTION"],
     ("STOP",): ["FUNCTION"],
     ("DESCRIBE",): ["FUNCTION"],
-    ("DROP",): ["FUNCTION"],
-    ("SHOW",): ["FUNCTIONS"],
+    ("DROP",): ["FUNCTION", "SHADOW"],
+    ("SHOW",): ["FUNCTIONS", "FUNCTION"],
     ("START", "FUNCTION"): [NAME],
     ("STOP", "FUNCTION"): [NAME],
     ("DESCRIBE", "FUNCTION"): [NAME],
@@ -56,13 +70,15 @@ def suggest(before_cursor: str, names: Callable[[], Iterable[str]]) -> list[str]
     statement = before_cursor.rsplit(";", 1)[-1]
     words = statement.split()
     partial = "" if not statement or statement[-1].isspace() else (words.pop() if words else "")
+    if len(words) > 3 and [w.upper() for w in words[:3]] == ["CREATE", "OR", "REPLACE"]:
+        words = words[:1] + words[3:]  # CREATE OR REPLACE FUNCTION goes on as CREATE FUNCTION
     if words and words[0].upper() == "CREATE" and len(words) > 3:
         words = words[:3]  # inside CREATE's properties: the two property names
     key: list = []
     for i, w in enumerate(words):
         up = w.upper()
-        # The third word of START FUNCTION x is a name, whatever it is.
-        key.append(NAME if (i == 2 and key[:2] == ["START", "FUNCTION"]) else up)
+        # The third word of START FUNCTION x (or ROLLBACK FUNCTION x) is a name, whatever it is.
+        key.append(NAME if (i == 2 and key[:2] in (["START", "FUNCTION"], ["ROLLBACK", "FUNCTION"])) else up)
     options = _NEXT.get(tuple(key), [])
     out: list[str] = []
     for option in options:

@@ -9,7 +9,6 @@ once durable with ``wait=False``.
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import functools
 import os
@@ -35,6 +34,8 @@ from fs_bus.control.store import ControlState, read_control, write_record, write
 from fs_bus.client.placing import awaited, placement_of, placement_row
 from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
+from fs_bus.client.shadows import Shadows
+from fs_bus.client.upgrades import Upgrades
 from fs_bus.client.uploads import WASM_MAGIC, _python_bundle, _text, check_component
 from fs_bus.calls.records import CallRequest, decode_reply, encode_request
 from fs_bus.clock import now_ms as _now_ms
@@ -87,7 +88,7 @@ def _kafka_errors_translated(cls: C) -> C:
 
 
 @_kafka_errors_translated
-class FsClient:
+class FsClient(Upgrades, Shadows):
     """Manage functions on an fs-bus cluster through its Kafka cluster.
 
     ``FsClient(bootstrap_servers="127.0.0.1:9092")``, or ``FsClient(host=..., port=...)``
@@ -130,14 +131,17 @@ class FsClient:
     # --- lifecycle calls ---
 
     def create_function_from_files(self, function_path: str | Path, config_path: str | Path, *,
-                                   wait: bool = True, timeout: float | None = None) -> bool:
+                                   wait: bool = True, timeout: float | None = None, replace: bool = False,
+                                   shadow: bool = False) -> bool:
         """Create a function from a component file and its config file (the reference
-        client's call): True once created. :meth:`create_function` returns its name."""
-        self.create_function(function_path, config_path, wait=wait, timeout=timeout)
+        client's call): True once created. :meth:`create_function` returns its name.
+        ``replace``: replace the function of that name if it exists (its state and offsets
+        kept: docs/operations.md, upgrades); ``shadow``: run the new revision beside it."""
+        self.create_function(function_path, config_path, wait=wait, timeout=timeout, replace=replace, shadow=shadow)
         return True
 
-    def create_function(self, function_path: str | Path, config_path: str | Path, *,
-                        wait: bool = True, timeout: float | None = None) -> str:
+    def create_function(self, function_path: str | Path, config_path: str | Path, *, wait: bool = True,
+                        timeout: float | None = None, replace: bool = False, shadow: bool = False) -> str:
         """As :meth:`create_function_from_files`; returns the created function's name."""
         f, c = Path(function_path), Path(config_path)
         for p, what in ((f, "function file"), (c, "config file")):
@@ -153,15 +157,16 @@ class FsClient:
         except UnicodeDecodeError as exc:
             raise InvalidConfig(f"config file {c} is not UTF-8 text ({exc.reason} at byte {exc.start}); a config is "
                                 "YAML text") from None
-        return self._create_component(f.read_bytes(), config_bytes, wait, timeout, str(f))
+        return self._create_component(f.read_bytes(), config_bytes, wait, timeout, str(f), replace, shadow)
 
     def create_function_from_bytes(self, function_bytes: bytes, config_content: str | bytes, *,
-                                   wait: bool = True, timeout: float | None = None, source: str = "function") -> bool:
-        self._create_component(function_bytes, config_content, wait, timeout, source)
+                                   wait: bool = True, timeout: float | None = None, source: str = "function",
+                                   replace: bool = False, shadow: bool = False) -> bool:
+        self._create_component(function_bytes, config_content, wait, timeout, source, replace, shadow)
         return True
 
     def _create_component(self, function_bytes: bytes, config_content: str | bytes, wait: bool,
-                          timeout: float | None, source: str) -> str:
+                          timeout: float | None, source: str, replace: bool = False, shadow: bool = False) -> str:
         """Check and create a ``type: processor`` function; its name."""
         if not isinstance(config_content, (str, bytes)):
             raise TypeError(f"config_content must be str or bytes, not {type(config_content).__name__}")
@@ -174,12 +179,14 @@ class FsClient:
                 f"function {config.name!r} has type 'python': its code is Python modules, not a .wasm file; "
                 "upload it with create_python_function(class_name, modules, config) or "
                 "create_python_function_from_config(config, DriverClass). A .wasm component needs type: processor")
-        self._create(config, _text(config_content), bytes(function_bytes), ArtifactKind.WASM_COMPONENT, wait, timeout)
+        self._create(config, _text(config_content), bytes(function_bytes), ArtifactKind.WASM_COMPONENT, wait, timeout,
+                     replace, shadow)
         return config.name
 
     def create_python_function(self, class_name: str, modules: Sequence[tuple[str, bytes]],
                                config_content: str | bytes, *, wait: bool = True, timeout: float | None = None,
-                               packages: Iterable[str] | None = None) -> bool:
+                               packages: Iterable[str] | None = None, replace: bool = False,
+                               shadow: bool = False) -> bool:
         """Create a ``type: python`` function from its modules' source.
 
         ``modules`` are ``(dotted module name, source)`` pairs in import order, the module
@@ -198,10 +205,11 @@ class FsClient:
                 "Python modules, which need type: python (or no type); a WebAssembly component goes through "
                 "create_function_from_bytes", "type")
         return self._create(config, _text(config_content), pack(bundle, package_set), ArtifactKind.PYTHON_MODULES,
-                            wait, timeout)
+                            wait, timeout, replace, shadow)
 
     def create_python_function_from_config(self, config: WasmTaskConfig | str | bytes, driver_class: type, *,
-                                           wait: bool = True, timeout: float | None = None) -> bool:
+                                           wait: bool = True, timeout: float | None = None, replace: bool = False,
+                                           shadow: bool = False) -> bool:
         """Create a ``type: python`` function running ``driver_class``.
 
         ``config`` is a ``fs_client.config.WasmTaskConfig`` (from ``WasmTaskBuilder().build()``)
@@ -216,7 +224,8 @@ class FsClient:
             raise TypeError(f"config must be a WasmTaskConfig or YAML str/bytes, not {type(config).__name__}")
         collected = collect_modules(driver_class)
         return self.create_python_function(collected.class_name, list(collected.modules), config_content,
-                                           wait=wait, timeout=timeout, packages=collected.packages)
+                                           wait=wait, timeout=timeout, packages=collected.packages,
+                                           replace=replace, shadow=shadow)
 
     def start_function(self, name: str, *, wait: bool = True, timeout: float | None = None,
                        start_from: StartPosition | str | int | datetime | None = None) -> bool:
@@ -242,6 +251,7 @@ class FsClient:
         if record is None:
             raise FunctionNotFound(name)
         write_tombstone(self._producer_(), self.topics.control, name)
+        self._forget(state, name)
         # The artifact goes too when no other function uses the same bytes.
         others = {r.artifact.sha256 for n, r in state.table.functions.items() if n != name}
         if record.artifact.sha256 not in others:
@@ -267,7 +277,8 @@ class FsClient:
         assert spec is not None
         config = spec.valid
         owners = {label: node for node, labels in info.partitions.items() for label in labels}
-        nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "partitions": list(st.partitions),
+        nodes = [{"node": n, "state": st.state.value, "revision": st.revision, "code_revision": st.code_revision,
+                  "partitions": list(st.partitions),
                   "error": st.error, "errors": st.errors, "alive": n in live}
                  for n, st in sorted(table.of_function(name).items())]
         lag_error = None
@@ -285,7 +296,8 @@ class FsClient:
             artifact_sha256=rec.artifact.sha256, artifact_size=rec.artifact.size, artifact_kind=rec.artifact.kind.value,
             signed_by=rec.artifact.signed_by, updated_at=rec.updated_at, updated_by=rec.updated_by,
             group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs,
-            lag_error=lag_error, placement=placement)
+            lag_error=lag_error, code_revision=rec.code_revision, reason=rec.reason,
+            placement=placement)
 
     def show_functions(self, filter_pattern: str | None = None, timeout: float | None = None) -> ShowFunctionsResult:
         state = self._read_control()
@@ -383,22 +395,25 @@ class FsClient:
     # --- internals ---
 
     def _create(self, config: FunctionConfig, text: str, artifact: bytes, kind: ArtifactKind, wait: bool,
-                timeout: float | None) -> bool:
-        """Upload ``artifact`` (unless the same bytes are there) and write the function's first record."""
+                timeout: float | None, replace: bool = False, shadow: bool = False) -> bool:
+        """Upload ``artifact`` (unless the same bytes are there) and write the function's first record
+        (or, with ``replace``/``shadow``, its next revision: fs_bus.client.upgrades)."""
         clients.check_properties(config)  # a mistyped Kafka property fails here, not on every node forever
         state = self._read_control()
+        if shadow:
+            return self._start_shadow(state, config, text, artifact, kind, wait, timeout)
         if config.name in state.table:
+            if replace:
+                return self._replace(state, config, text, artifact, kind, wait, timeout)
             raise FunctionAlreadyExists(config.name)
-        manifest = self._upload(artifact, kind, state)
         # A signature covers one function's name and config: a manifest re-used from
         # another function never keeps that one's signature.
-        signature, signed_by = self._signer.sign(config.name, text, manifest) if self._signer else (None, None)
-        manifest = dataclasses.replace(manifest, signature=signature, signed_by=signed_by)
+        manifest = self._signed(config.name, text, self._upload(artifact, kind, state))
         record = FunctionRecord(
             name=config.name, task_type=config.type.value, config_yaml=text, artifact=manifest,
             desired_state=DesiredState.RUNNING, revision=state.max_revision.get(config.name, 0) + 1,
-            updated_at=_now_ms(), updated_by=self.user)
-        write_record(self._producer_(), self.topics.control, record)
+            updated_at=_now_ms(), updated_by=self.user, reason="create")
+        self._write_revision(state, None, record)
         if wait:
             self._await_state(record, ObservedState.RUNNING, timeout)
         return True
@@ -505,9 +520,9 @@ class FsClient:
 
     def _upload(self, data: bytes, kind: ArtifactKind, state: ControlState) -> ArtifactManifest:
         sha = hashlib.sha256(data).hexdigest()
-        for rec in state.table.functions.values():
-            if rec.artifact.sha256 == sha and rec.artifact.kind is kind:
-                return rec.artifact  # content-addressed: the same bytes are already there
+        for manifest in self._kept_manifests(state):
+            if manifest.sha256 == sha and manifest.kind is kind:
+                return manifest  # content-addressed: the same bytes are already there (a kept revision's too)
         return artifact_store.upload(self._producer_(), self.topics.artifacts, data, kind, self.progress)
 
     def _await_state(self, record: FunctionRecord, want: ObservedState, timeout: float | None) -> None:
@@ -567,7 +582,7 @@ def _function_info(rec: FunctionRecord, statuses: dict[str, status.FunctionStatu
     errors = [f"{n}: {st.error}" for n, st in sorted(current.items()) if st.error]
     return FunctionInfo(
         name=rec.name, task_type=rec.task_type, status=observed, desired=rec.desired_state.value,
-        revision=rec.revision,
+        revision=rec.revision, code_revision=rec.code_revision, reason=rec.reason,
         nodes=tuple(sorted(n for n, st in current.items() if st.state is ObservedState.RUNNING)),
         partitions={n: st.partitions for n, st in sorted(current.items()) if st.partitions},
         error="; ".join(errors) or None, artifact_sha256=rec.artifact.sha256,

@@ -22,6 +22,8 @@ class FunctionInfo:
     lag: int | None = field(default=None, repr=False)  # records its group has not processed yet (None: unknown)
     lag_error: str | None = field(default=None, repr=False)  # why lag is unknown (e.g. its cluster is unreachable)
     placement: str = field(default="", repr=False)  # "n1,n2 (2/2)" or "unplaced: no live node with zone=b"
+    code_revision: int = field(default=1, repr=False)  # the code revision the record names
+    reason: str | None = field(default=None, repr=False)  # why that revision (rollback to 1, auto-rollback: ...)
 
 
 @dataclass(frozen=True)
@@ -131,3 +133,20 @@ class FunctionDescription:
     changelogs: list[str] = field(default_factory=list)
     lag_error: str | None = None  # why ``lag`` is empty (e.g. its input cluster cannot be reached)
     placement: dict = field(default_factory=dict)  # nodes, parallelism, wanted, wanted_from, labels, reason, summary
+    code_revision: int = 1  # the code revision the record names (each node's is in ``nodes``)
+    reason: str | None = None  # why that revision exists (rollback to 1, auto-rollback: ..., shadow)
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One code revision of a function (``function_history``, ``SHOW FUNCTION HISTORY``)."""
+
+    rev: int  # the code revision
+    control_revision: int  # the function record's revision that introduced it
+    created_at: int  # epoch ms
+    created_by: str
+    artifact_sha256: str
+    config_digest: str  # sha256 of the config text
+    changes: str  # what changed from the revision before
+    reason: str | None = None  # create, replace, rollback to N, auto-rollback ..., shadow, promoted shadow
+    current: bool = False  # the revision the function record names now

@@ -57,56 +57,82 @@ class FunctionRecord:
     updated_by: str = ""
     # Bumped when the state is reset (reprocessing): older local state and changelogs are dead.
     state_generation: int = 0
+    # Safe upgrades (fs_bus.control.upgrade): the code revision, what it replaced and why.
+    code_revision: int = 1
+    upgrade_from: int | None = None
+    reason: str | None = None
+    shadow_of: str | None = None  # a shadow's live function
+    source_headers: bool = False  # outputs carry fs-bus.source while a shadow runs
+    shadow_from: tuple[str, ...] = ()  # a shadow's start: topic:partition:offset
 
     def with_state(self, state: DesiredState, *, updated_at: int, updated_by: str) -> FunctionRecord:
+        # A START or STOP is no upgrade: a failure after it is no reason to roll back.
         return replace(self, desired_state=state, revision=self.revision + 1,
-                       updated_at=updated_at, updated_by=updated_by)
+                       updated_at=updated_at, updated_by=updated_by, upgrade_from=None)
 
     @property
-    def spec_key(self) -> tuple[str, str, int]:
+    def spec_key(self) -> tuple[str, str, int, bool]:
         """What an instance is built from: a change here means a restart, not a resume."""
-        return (self.artifact.sha256, self.config_yaml, self.state_generation)
+        return (self.artifact.sha256, self.config_yaml, self.state_generation, self.source_headers)
+
+
+def manifest_datum(a: ArtifactManifest) -> dict[str, Any]:
+    return {
+        "sha256": a.sha256, "size": a.size, "kind": a.kind.value, "topic": a.topic,
+        "chunks": [{"partition": c.partition, "offset": c.offset, "size": c.size} for c in a.chunks],
+        "signature": a.signature, "signed_by": a.signed_by,
+    }
+
+
+def manifest_from_datum(a: dict[str, Any], name: str) -> ArtifactManifest:
+    try:
+        kind = ArtifactKind(a["kind"])
+    except ValueError:
+        raise DecodeError(f"function {name!r}: unknown artifact kind {a['kind']!r}") from None
+    return ArtifactManifest(
+        sha256=a["sha256"], size=a["size"], kind=kind, topic=a["topic"],
+        chunks=tuple(ChunkRef(c["partition"], c["offset"], c["size"]) for c in a["chunks"]),
+        signature=a["signature"], signed_by=a["signed_by"],
+    )
 
 
 def encode_function(record: FunctionRecord) -> bytes:
-    a = record.artifact
     return codec.encode("FunctionRecord", {
         "name": record.name,
         "task_type": record.task_type,
         "config_yaml": record.config_yaml,
-        "artifact": {
-            "sha256": a.sha256, "size": a.size, "kind": a.kind.value, "topic": a.topic,
-            "chunks": [{"partition": c.partition, "offset": c.offset, "size": c.size} for c in a.chunks],
-            "signature": a.signature, "signed_by": a.signed_by,
-        },
+        "artifact": manifest_datum(record.artifact),
         "desired_state": record.desired_state.value,
         "revision": record.revision,
         "updated_at": record.updated_at,
         "updated_by": record.updated_by,
         "state_generation": record.state_generation,
+        "code_revision": record.code_revision,
+        "upgrade_from": record.upgrade_from,
+        "reason": record.reason,
+        "shadow_of": record.shadow_of,
+        "source_headers": record.source_headers,
+        "shadow_from": list(record.shadow_from),
     })
 
 
 def function_from_datum(d: dict[str, Any]) -> FunctionRecord:
-    a = d["artifact"]
-    try:
-        kind = ArtifactKind(a["kind"])
-    except ValueError:
-        raise DecodeError(f"function {d['name']!r}: unknown artifact kind {a['kind']!r}") from None
     return FunctionRecord(
         name=d["name"],
         task_type=d["task_type"],
         config_yaml=d["config_yaml"],
-        artifact=ArtifactManifest(
-            sha256=a["sha256"], size=a["size"], kind=kind, topic=a["topic"],
-            chunks=tuple(ChunkRef(c["partition"], c["offset"], c["size"]) for c in a["chunks"]),
-            signature=a["signature"], signed_by=a["signed_by"],
-        ),
+        artifact=manifest_from_datum(d["artifact"], d["name"]),
         desired_state=DesiredState(d["desired_state"]),
         revision=d["revision"],
         updated_at=codec.millis(d["updated_at"]),
         updated_by=d["updated_by"],
         state_generation=d["state_generation"],
+        code_revision=d["code_revision"],
+        upgrade_from=d["upgrade_from"],
+        reason=d["reason"],
+        shadow_of=d["shadow_of"],
+        source_headers=d["source_headers"],
+        shadow_from=tuple(d["shadow_from"]),
     )
 
 

@@ -10,7 +10,9 @@ import logging
 from dataclasses import dataclass, field
 
 
+from fs_bus.control import history as revisions
 from fs_bus.control import table as desired
+from fs_bus.control.history import FunctionRevision, History, encode_revision, history_key
 from fs_bus.control.records import FunctionRecord, encode_function
 from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.table import DesiredTable, Rejected
@@ -33,9 +35,14 @@ class ControlState:
     rejected: list[Rejected] = field(default_factory=list)
     # Each function's record with its config parsed (once, on first use), beside the table.
     specs: dict[str, FunctionSpec] = field(default_factory=dict)
+    # Every function's code revisions (history/<name>/<rev> keys), which outlive compaction.
+    history: History = field(default_factory=History)
 
     def fold(self, msg: Message) -> Rejected | None:
         try:
+            if revisions.is_history_key(msg.key()):
+                revisions.fold(self.history, msg.key(), msg.value())
+                return None
             name = desired.fold(self.table.functions, msg.key(), msg.value())
         except DecodeError as exc:
             rej = Rejected(msg.topic(), msg.partition(), msg.offset(),
@@ -69,3 +76,14 @@ def write_record(producer: Producer, topic: str, record: FunctionRecord, timeout
 
 def write_tombstone(producer: Producer, topic: str, name: str, timeout: float = 30.0) -> None:
     produce_durably(producer, topic, name.encode(), None, timeout)
+
+
+def write_revision(producer: Producer, topic: str, rev: FunctionRevision, timeout: float = 30.0) -> None:
+    produce_durably(producer, topic, history_key(rev.name, rev.code_revision), encode_revision(rev), timeout)
+
+
+def forget_history(producer: Producer, topic: str, name: str, code_revisions: list[int],
+                   timeout: float = 30.0) -> None:
+    """Tombstone a dropped function's history keys."""
+    for rev in code_revisions:
+        produce_durably(producer, topic, history_key(name, rev), None, timeout)

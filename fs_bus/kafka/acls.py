@@ -3,8 +3,8 @@ the tests and operators (``acls_for(...)`` feeds ``AdminClient.create_acls``).
 
 - a **user** (``fs-bus sql``, ``FsClient``) reads the control and status topics, writes
   function records and artifact chunks, and asks calls;
-- a **node** follows the control topic, fetches artifacts, writes status and answers
-  calls, and runs functions: it reads their inputs in their consumer groups, writes
+- a **node** follows the control topic (and writes to it the rollback of a revision that
+  failed to start), fetches artifacts, writes status and answers calls, and runs functions: it reads their inputs in their consumer groups, writes
   their outputs, keeps their state in changelog topics it creates
   (``<ns>.changelog.*``), and under exactly-once uses transactional ids ``fs-bus.<ns>.*``;
 - an **operator** creates the namespace's topics (and may check their configs).
@@ -29,7 +29,8 @@ def _topic(principal: str, name: str, *ops: AclOperation) -> list[AclBinding]:
 
 def user_acls(principal: str, topics: Topics) -> list[AclBinding]:
     """Also DELETE on the changelogs, which DROP FUNCTION and START ... FROM remove. (Describing
-    a function's lag and START ... FROM need DESCRIBE and READ on its group and inputs.)"""
+    a function's lag and START ... FROM need DESCRIBE and READ on its group and inputs; starting
+    a shadow needs CREATE, READ and WRITE on the changelogs, which it seeds: shadow_acls.)"""
     return [*_topic(principal, topics.control, _R, _W, _D), *_topic(principal, topics.artifacts, _W, _D),
             *_topic(principal, topics.status, _R, _D), *_topic(principal, topics.calls, _W, _D),
             *_topic(principal, topics.replies, _R, _D), *_topic(principal, topics.logs, _R, _D),
@@ -42,13 +43,19 @@ def _prefixed(resource: ResourceType, principal: str, prefix: str, *ops: AclOper
 
 
 def node_acls(principal: str, topics: Topics) -> list[AclBinding]:
-    return [*_topic(principal, topics.control, _R, _D), *_topic(principal, topics.artifacts, _R, _D),
+    return [*_topic(principal, topics.control, _R, _W, _D), *_topic(principal, topics.artifacts, _R, _D),
             *_topic(principal, topics.status, _W, _D), *_topic(principal, topics.calls, _R, _D),
             *_topic(principal, topics.replies, _W, _D), *_topic(principal, topics.logs, _W, _D),
             # functions' state: the node creates each changelog, writes it and restores from it
             *_prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.CREATE, _R, _W, _D),
             # processing.guarantee: exactly_once (transactional id fs-bus.<ns>.<function>.<node>)
             *_prefixed(ResourceType.TRANSACTIONAL_ID, principal, f"fs-bus.{topics.namespace}.", _W, _D)]
+
+
+def shadow_acls(principal: str, topics: Topics) -> list[AclBinding]:
+    """What a user adds to start shadows (``'mode'='shadow'``): the shadow's changelogs are created
+    and seeded from the live ones. (Its group's offsets are set too: READ on ``<group>.shadow.``.)"""
+    return _prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.CREATE, _R, _W)
 
 
 def function_acls(principal: str, inputs: list[str], outputs: list[str], group: str,

@@ -30,6 +30,7 @@ from typing import Callable
 from fs_bus.calls.records import CallReply, CallRequest
 from fs_bus.calls.router import CallInbox
 from fs_bus.clock import now_ms
+from fs_bus.control.shadow import with_sources
 from fs_bus.config.model import ErrorPolicy, FunctionConfig, Guarantee
 from fs_bus.errors import (
     ArtifactError, BatchFailed, FsBusError, GuestError, InvalidArtifact, InvalidConfig, KafkaUnavailable,
@@ -37,15 +38,16 @@ from fs_bus.errors import (
 )
 from fs_bus.kafka import clients
 from fs_bus.kafka.settings import KafkaSettings
-from fs_bus.kafka.types import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from fs_bus.kafka.types import Consumer, KafkaError, Message, TopicPartition
 from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.function_topics import ensure_function_topics
 from fs_bus.node.outputs import Outputs, open_outputs
+from fs_bus.node.lag import read_lag
 from fs_bus.node.progress import Progress
 from fs_bus.node.parking import Berth, ParkingLot, alone_in_group, read_baselines
-from fs_bus.node.worker import PartitionWorker, ProcessorFactory, source_watermarks
-from fs_bus.observability.metrics import FunctionMetrics, consumer_lag
+from fs_bus.node.worker import PartitionWorker, ProcessorFactory, by_partition, source_watermarks, timed
+from fs_bus.observability.metrics import FunctionMetrics
 from fs_bus.runtime.base import Emitted
 from fs_bus.status.records import ObservedState
 
@@ -78,8 +80,9 @@ class FunctionInstance:
     def __init__(self, name: str, config: FunctionConfig, prepare: Prepare, settings: KafkaSettings,
                  on_change: Callable[[], None], reply: ReplySink | None = None, node_id: str = "",
                  changelog_topics: dict[str, str] | None = None, transactional_id: str | None = None,
-                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None):
-        self.name = name
+                 metrics: FunctionMetrics | None = None, parking: ParkingLot | None = None,
+                 source_headers: bool = False):
+        self.name, self._source_headers = name, source_headers  # a shadow runs: outputs name their input
         # Counted per batch; the error policy calls ``metrics.dead_lettered(n)``.
         self.metrics = metrics or FunctionMetrics(None, name)
         self.node_id = node_id
@@ -98,6 +101,7 @@ class FunctionInstance:
         self.notice: str | None = None  # something worth showing while RUNNING (an instance restart)
         # What the progress watchdog (fs_bus.node.stall_watch) samples; it asks for restarts through it.
         self.progress = Progress()
+        self._stall_failed = False  # FAILED for stalling: RUNNING again once a commit point goes through
         self.config = config
         self._prepare = prepare
         self._settings = settings
@@ -211,6 +215,8 @@ class FunctionInstance:
                     if not exc.fail:  # reopen at once, from the last commit
                         self._notify(reason)
                         continue
+                # Records running again say nothing of a stall: only a commit point going through does.
+                self._stall_failed = isinstance(exc, Stalled)
                 attempt += 1
                 delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (attempt - 1))
                 log.warning("function %s failed (attempt %d), retrying in %.0f s: %s", self.name, attempt, delay,
@@ -331,7 +337,7 @@ class FunctionInstance:
             if self._restart_reason is not None:
                 reason, self._restart_reason = self._restart_reason, None
                 raise FsBusError(f"function {self.name}: {reason}")
-            pending += self._run_batches(_by_partition(msgs, self._consumer_error))
+            pending += self._run_batches(by_partition(msgs, self._consumer_error))
             if msgs:
                 last_record = time.monotonic()
                 self._advance_watermarks()
@@ -368,30 +374,11 @@ class FunctionInstance:
         return self._berth.at is not None
 
     def _refresh_lag(self) -> None:
-        """Each partition's lag, for the metrics, from librdkafka's cached high watermarks
-        (every fetch response updates them): no broker round trip. Only this thread
-        touches the consumer, so this runs here and scrapes read the result."""
-        consumer = self._consumer
-        assert consumer is not None
+        """Each partition's lag (fs_bus.node.lag), for the metrics and the watchdog."""
+        assert self._consumer is not None
         with self._lock:
-            positions = {k: w.next_offset for k, w in self.workers.items()}
-        highs: dict[tuple[str, int], int] = {}
-        for topic, partition in positions:
-            try:
-                highs[(topic, partition)] = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), cached=True)[1]
-            except KafkaException:
-                pass  # not fetched yet: no number rather than a wrong one
-        try:
-            # The consumer's position: where it fetches from when nothing was processed since the
-            # assignment, and past a transaction's commit marker (which no record answers to).
-            for tp in consumer.position([TopicPartition(t, p) for t, p in positions]):
-                if tp.offset >= 0:
-                    key = (tp.topic, tp.partition)
-                    positions[key] = max(positions[key] or 0, tp.offset)
-        except KafkaException:
-            pass  # a metric is never worth failing the function for
-        self.metrics.lag = lag = consumer_lag(highs, positions)
+            processed = {k: w.next_offset for k, w in self.workers.items()}
+        self.metrics.lag = lag = read_lag(self._consumer, processed)
         self.progress.lagging(f"{t}:{p}" for (t, p), behind in lag.items() if behind > 0)
 
     def _caught_up(self) -> bool:
@@ -422,7 +409,7 @@ class FunctionInstance:
         if workers and all(w is None or getattr(w.processor, "parallel_batches", False) for w in workers.values()):
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=PARALLEL_WORKERS, thread_name_prefix=f"fn-{self.name}")
-            ran = {k: self._pool.submit(_timed, w.process_batch, groups[k]) for k, w in workers.items() if w is not None}
+            ran = {k: self._pool.submit(timed, w.process_batch, groups[k]) for k, w in workers.items() if w is not None}
             wait(ran.values())
         done, failure = 0, None
         for (topic, partition), group in groups.items():
@@ -518,7 +505,7 @@ class FunctionInstance:
         if worker is None:
             return 0  # a paused partition's last fetch, or one just revoked
         try:
-            results, seconds = ran.result() if ran is not None else _timed(worker.process_batch, msgs)
+            results, seconds = ran.result() if ran is not None else timed(worker.process_batch, msgs)
         except BatchFailed as exc:
             for msg, emitted in zip(msgs, exc.done):  # what ran before the failure still counts
                 self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
@@ -532,10 +519,11 @@ class FunctionInstance:
             raise GuestError(f"{exc} (records {topic}[{partition}]@{first}..{last})") from None
         self._errors.ran(part, msgs[-1].offset())
         self.progress.processed(worker.label)
+        results = with_sources(results, msgs, topic, partition) if self._source_headers else results
         for msg, emitted in zip(msgs, results):
             self._emit(emitted, lambda m=msg: f"record {topic}[{partition}]@{m.offset()}", msg.key())
         self.metrics.batch(len(msgs), results, seconds)
-        if self.state is ObservedState.FAILED:
+        if self.state is ObservedState.FAILED and not self._stall_failed:
             self._set(ObservedState.RUNNING)  # a retry got past whatever failed
         return len(msgs)
 
@@ -572,6 +560,9 @@ class FunctionInstance:
         assert self._outputs is not None
         commit_point(workers, self._outputs, self._changelogs, now_ms)
         self.progress.committed()
+        if self._stall_failed and self.state is ObservedState.FAILED:
+            self._set(ObservedState.RUNNING)  # stalled before; a commit point went through now
+        self._stall_failed = False
 
     def _close(self, commit: bool) -> None:
         consumer, self._consumer = self._consumer, None
@@ -618,21 +609,3 @@ def _no_outputs(emitted: Emitted | None, where: str | Callable[[], str], key: by
     if emitted is not None and emitted.records:
         raise FsBusError("a function instance emitted records with its outputs closed")
 
-
-def _timed(run: Callable[[list[Message]], list[Emitted]], msgs: list[Message]) -> tuple[list[Emitted], float]:
-    """Run a partition's batch and say how long it took (for the batch-duration histogram)."""
-    started = time.perf_counter()
-    results = run(msgs)
-    return results, time.perf_counter() - started
-
-
-def _by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:
-    """Split a consumed batch by partition, keeping each partition's order."""
-    groups: dict[tuple[str, int], list[Message]] = {}
-    for msg in msgs:
-        err = msg.error()
-        if err is not None:
-            on_error(err)
-            continue
-        groups.setdefault((msg.topic(), msg.partition()), []).append(msg)
-    return groups

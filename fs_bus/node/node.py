@@ -33,6 +33,7 @@ from fs_bus.node.loader import Loader
 from fs_bus.node.membership import Membership
 from fs_bus.node.parking import ParkingLot
 from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
+from fs_bus.node.rollback import AutoRollback
 from fs_bus.node.stall_watch import StallWatch
 from fs_bus.observability.footprint import footprint
 from fs_bus.observability.logs import LOGGER_PREFIX, KafkaLogHandler
@@ -66,6 +67,7 @@ class _Entry:
     observed: Observed
     instance: FunctionInstance | None = None
     published: tuple | None = None  # the last status written, to write only changes
+    ran: bool = False  # its instance of this code revision was RUNNING once (else a failure rolls back)
 
 
 class Node:
@@ -97,6 +99,8 @@ class Node:
         self._watching = threading.Thread(target=watch.run, args=(self._beats_stop,), name="node-watchdog",
                                           daemon=True)
         self._log_handler: KafkaLogHandler | None = None
+        self._control_producer = None
+        self.rollbacks = AutoRollback(self._control_writer, self.topics.control, self.node_id)
         self.partition_counts = PartitionCounts(settings)  # for the default parallelism: input partitions
         self.membership: Membership | None = None  # the live nodes, once run() reads the status topic
         self.live: dict[str, dict[str, str]] = {}  # node id -> labels, as the last placement saw them
@@ -236,6 +240,19 @@ class Node:
             inst = entry.instance
             if inst is not None and inst.state != entry.observed.state:
                 entry.observed = Observed(entry.observed.record, inst.state)
+            entry.ran = entry.ran or entry.observed.state is ObservedState.RUNNING
+        for name, entry in list(self.entries.items()):
+            error = entry.instance.error if entry.instance is not None else self._errors.get(name)
+            try:
+                self.rollbacks.consider(self.control, entry.observed.record,
+                                        entry.observed.state is ObservedState.FAILED, entry.ran, error)
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.exception("node %s: writing the rollback of %s failed", self.node_id, name)
+
+    def _control_writer(self):
+        if self._control_producer is None:
+            self._control_producer = clients.producer(self.settings, "node-control", **{"enable.idempotence": False})
+        return self._control_producer
 
     def _act(self, action: Action) -> None:
         name, rec = action.name, action.record
@@ -259,8 +276,8 @@ class Node:
             log.info("node %s: removed %s", self.node_id, name)
             return
         assert rec is not None
-        if action.verb in (Verb.STOP, Verb.RESTART) and entry and entry.instance:
-            entry.instance.stop()
+        if action.verb in (Verb.STOP, Verb.RESTART, Verb.START) and entry and entry.instance:
+            entry.instance.stop()  # START: a FAILED instance may still be retrying its old revision
             entry.instance = None
         if action.verb in (Verb.START, Verb.RESTART):
             spec = self.control.spec(name)
@@ -273,7 +290,8 @@ class Node:
                                         self.settings, self._wake.set, reply=self._send_reply, node_id=self.node_id,
                                         changelog_topics=spec.changelog_topics(self.options.namespace),
                                         transactional_id=spec.transactional_id(self.options.namespace, self.node_id),
-                                        metrics=self.metrics.for_function(name), parking=self.parking)
+                                        metrics=self.metrics.for_function(name), parking=self.parking,
+                                        source_headers=rec.source_headers)
             self.entries[name] = _Entry(Observed(rec, ObservedState.STARTING), instance,
                                         entry.published if entry else None)
             instance.start()
@@ -286,8 +304,11 @@ class Node:
         # ACKNOWLEDGE: nothing runs or stops; the revision moves on.
         active = entry is not None and entry.observed.active
         state = entry.observed.state if active else ObservedState.STOPPED
+        if not active and entry is not None and entry.instance is not None:
+            entry.instance.stop()  # a FAILED instance retrying in the background
         instance = entry.instance if active else None
-        self.entries[name] = _Entry(Observed(rec, state), instance, entry.published if entry else None)
+        self.entries[name] = _Entry(Observed(rec, state), instance, entry.published if entry else None,
+                                    entry is not None and entry.ran and entry.observed.record.spec_key == rec.spec_key)
 
     def _fail(self, name: str, rec, reason: str) -> None:
         entry = self.entries.get(name)
@@ -305,11 +326,12 @@ class Node:
                 error = inst.notice if inst is not None else None
             partitions = tuple(inst.partitions) if inst is not None else ()
             errors = inst.metrics.errors if inst is not None else 0
-            snapshot = (entry.observed.record.revision, entry.observed.state, error, partitions, errors)
+            rec = entry.observed.record
+            snapshot = (rec.revision, entry.observed.state, error, partitions, errors)
             if snapshot == entry.published:
                 continue
-            status = FunctionStatus(name, self.node_id, entry.observed.record.revision, entry.observed.state,
-                                    error, partitions, now_ms(), errors)
+            status = FunctionStatus(name, self.node_id, rec.revision, entry.observed.state,
+                                    error, partitions, now_ms(), errors, rec.code_revision)
             self.status.function(name, self.node_id, status)
             entry.published = snapshot
 

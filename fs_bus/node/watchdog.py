@@ -44,6 +44,7 @@ class Watch:
 
     quiet_since: float | None = None  # since when it has had work, its cluster answering, and no progress
     stalls: tuple[float, ...] = ()  # when it was found stalled, within the window
+    down_at: float | None = None  # when its cluster was last found not answering
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,12 @@ def judge(watch: Watch, sample: Sample, timeout_s: float) -> Decision:
     """The verdict on ``sample``, and what to remember for the next one.
 
     ``timeout_s`` 0 turns the watchdog off. The stall clock starts at the latest of: the
-    last progress, the first sample with work to do, the cluster answering again."""
-    if timeout_s <= 0 or not sample.behind or sample.reachable is False:
-        return Decision(Verdict.OK, replace(watch, quiet_since=None))
+    last progress, the first sample with work to do, the cluster answering again (a whole
+    timeout is given after an outage, whatever was due during it)."""
+    if timeout_s <= 0 or not sample.behind:
+        return Decision(Verdict.OK, Watch(None, watch.stalls))
+    if sample.reachable is False:
+        return Decision(Verdict.OK, Watch(None, watch.stalls, down_at=sample.now))
     since = sample.now if watch.quiet_since is None else watch.quiet_since
     quiet = replace(watch, quiet_since=since)
     stalled_s = sample.now - max(since, sample.progress_at)
@@ -77,6 +81,8 @@ def judge(watch: Watch, sample: Sample, timeout_s: float) -> Decision:
         return Decision(Verdict.OK, quiet)
     if sample.reachable is None:
         return Decision(Verdict.PROBE, quiet, sample.behind, stalled_s)
+    if watch.down_at is not None and sample.progress_at <= watch.down_at:
+        return Decision(Verdict.OK, Watch(sample.now, watch.stalls))  # it answers again: the clock starts now
     stalls = tuple(t for t in watch.stalls if sample.now - t < STALL_WINDOW_S) + (sample.now,)
     after = Watch(None, stalls)
     verdict = Verdict.FAIL if len(stalls) >= STALLS_TO_FAIL else Verdict.RESTART

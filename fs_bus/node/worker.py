@@ -18,11 +18,12 @@ Event time and checkpoints, as the guest sees them:
 from __future__ import annotations
 
 import struct
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from fs_bus.errors import BatchFailed
-from fs_bus.kafka.types import Message
+from fs_bus.kafka.types import KafkaError, Message
 from fs_bus.runtime.base import Emitted, Processor
 from fs_bus.state.backend import StateBackend
 from fs_bus.state.changelog import Change
@@ -149,3 +150,22 @@ def source_watermarks(partitions: list[tuple[int, int]]) -> dict[int, int]:
         if ts >= 0:
             marks[source] = min(marks.get(source, ts), ts)
     return marks
+
+
+def timed(run: Callable[[list[Message]], list[Emitted]], msgs: list[Message]) -> tuple[list[Emitted], float]:
+    """Run a partition's batch and say how long it took (for the batch-duration histogram)."""
+    started = time.perf_counter()
+    results = run(msgs)
+    return results, time.perf_counter() - started
+
+
+def by_partition(msgs: list[Message], on_error: Callable[[KafkaError], None]) -> dict[tuple[str, int], list[Message]]:
+    """Split a consumed batch by partition, keeping each partition's order."""
+    groups: dict[tuple[str, int], list[Message]] = {}
+    for msg in msgs:
+        err = msg.error()
+        if err is not None:
+            on_error(err)
+            continue
+        groups.setdefault((msg.topic(), msg.partition()), []).append(msg)
+    return groups

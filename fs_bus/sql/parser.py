@@ -4,6 +4,11 @@
     START FUNCTION name;  STOP FUNCTION name;  DROP FUNCTION [IF EXISTS] name;
     START FUNCTION name FROM EARLIEST | LATEST | OFFSET n | TIMESTAMP '2026-11-30T00:00:00Z';
     SHOW FUNCTIONS [[LIKE] 'pattern' | name];  DESCRIBE FUNCTION name;
+    CREATE OR REPLACE FUNCTION WITH (..., ['mode'='shadow']);  ROLLBACK FUNCTION name [TO REVISION n];
+    SHOW FUNCTION HISTORY name;  SHOW FUNCTION DIFF name;  PROMOTE FUNCTION name;  DROP SHADOW name;
+
+The upgrade words (REPLACE, ROLLBACK, HISTORY, DIFF, PROMOTE, SHADOW, TO, REVISION) are
+read only where they can stand, so they remain usable as function names.
 
 Keywords in any case; identifiers bare (``upper``, ``my-fn``) or quoted (``"My Fn"``,
 `` `x` ``); string literals in single quotes with ``''`` for a quote; ``--`` comments.
@@ -23,6 +28,7 @@ from fs_bus.errors import SqlSyntaxError
 @dataclass(frozen=True, slots=True)
 class CreateFunction:
     properties: dict[str, str] = field(default_factory=dict)
+    replace: bool = False  # CREATE OR REPLACE: a new revision of an existing function
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,34 @@ class DescribeFunction:
     name: str
 
 
-Statement = Union[CreateFunction, StartFunction, StopFunction, DropFunction, ShowFunctions, DescribeFunction]
+@dataclass(frozen=True, slots=True)
+class RollbackFunction:
+    name: str
+    revision: int | None = None  # TO REVISION n; None: the revision before the current one
+
+
+@dataclass(frozen=True, slots=True)
+class ShowHistory:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDiff:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PromoteFunction:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropShadow:
+    name: str
+
+
+Statement = Union[CreateFunction, StartFunction, StopFunction, DropFunction, ShowFunctions, DescribeFunction,
+                  RollbackFunction, ShowHistory, ShowDiff, PromoteFunction, DropShadow]
 
 KEYWORDS = ("CREATE", "START", "STOP", "DROP", "SHOW", "DESCRIBE", "FUNCTION", "FUNCTIONS", "WITH", "IF", "EXISTS",
             "FROM")
@@ -169,9 +202,30 @@ class _Parser:
         verb = t.text.upper() if t.kind == "word" else ""
         if verb == "CREATE":
             self.advance()
+            replace = self.is_keyword("OR")
+            if replace:
+                self.advance()
+                self.keyword("REPLACE")
             self.keyword("FUNCTION")
             self.keyword("WITH")
-            return CreateFunction(self.properties())
+            return CreateFunction(self.properties(), replace)
+        if verb == "ROLLBACK":
+            self.advance()
+            self.keyword("FUNCTION")
+            name = self.identifier()
+            if not self.is_keyword("TO"):
+                return RollbackFunction(name)
+            self.advance()
+            self.keyword("REVISION")
+            n = self.tok
+            if n.kind != "word" or not n.text.isdigit() or int(n.text) < 1:
+                raise self.error("expected a revision number (1, 2, ...) after TO REVISION")
+            self.advance()
+            return RollbackFunction(name, int(n.text))
+        if verb == "PROMOTE":
+            self.advance()
+            self.keyword("FUNCTION")
+            return PromoteFunction(self.identifier())
         if verb in ("START", "STOP"):
             self.advance()
             self.keyword("FUNCTION")
@@ -182,7 +236,12 @@ class _Parser:
             return StartFunction(name) if verb == "START" else StopFunction(name)
         if verb == "DROP":
             self.advance()
-            self.keyword("FUNCTION")
+            if self.is_keyword("SHADOW"):
+                self.advance()
+                return DropShadow(self.identifier())
+            if not self.is_keyword("FUNCTION"):
+                raise self.error("expected FUNCTION or SHADOW")
+            self.advance()
             if_exists = False
             if self.is_keyword("IF"):
                 self.advance()
@@ -191,6 +250,15 @@ class _Parser:
             return DropFunction(self.identifier(), if_exists)
         if verb == "SHOW":
             self.advance()
+            if self.is_keyword("FUNCTION"):
+                self.advance()
+                if self.is_keyword("HISTORY"):
+                    self.advance()
+                    return ShowHistory(self.identifier())
+                if self.is_keyword("DIFF"):
+                    self.advance()
+                    return ShowDiff(self.identifier())
+                raise self.error("expected HISTORY or DIFF after SHOW FUNCTION")
             self.keyword("FUNCTIONS")
             like = self.is_keyword("LIKE")
             if like:
@@ -208,7 +276,7 @@ class _Parser:
             self.advance()
             self.keyword("FUNCTION")
             return DescribeFunction(self.identifier())
-        raise self.error("expected a statement (CREATE, START, STOP, DROP, SHOW or DESCRIBE)")
+        raise self.error("expected a statement (CREATE, START, STOP, DROP, SHOW, DESCRIBE, ROLLBACK or PROMOTE)")
 
     def start_position(self) -> StartPosition:
         t = self.tok

@@ -15,10 +15,14 @@ from fs_bus.client import FsClient
 from fs_bus.client.models import FunctionDescription, ShowFunctionsResult
 from fs_bus.errors import FsBusError, FunctionNotFound
 from fs_bus.sql.parser import (
-    CreateFunction, DescribeFunction, DropFunction, ShowFunctions, StartFunction, Statement, StopFunction,
+    CreateFunction, DescribeFunction, DropFunction, DropShadow, PromoteFunction, RollbackFunction, ShowDiff,
+    ShowFunctions, ShowHistory, StartFunction, Statement, StopFunction,
 )
+from fs_bus.sql.upgrades import render_diff, render_history
 
 CREATE_PROPERTIES = ("function_path", "config_path")
+OPTIONAL_PROPERTIES = ("mode",)  # 'mode'='shadow': CREATE OR REPLACE runs the new revision beside the live one
+MODES = ("replace", "shadow")
 
 
 class StatementError(FsBusError):
@@ -69,6 +73,33 @@ class SqlRunner:
             else:
                 for part in render_description(description):
                     self.console.print(part)
+        elif isinstance(stmt, RollbackFunction):
+            self.client.rollback_function(stmt.name, stmt.revision, wait=self.wait, timeout=self.timeout)
+            to = f" to revision {stmt.revision}" if stmt.revision else ""
+            self._say(f"rolled back {stmt.name}{to}", statement="ROLLBACK FUNCTION", function=stmt.name,
+                      result="rolled back", **({"revision": str(stmt.revision)} if stmt.revision else {}))
+        elif isinstance(stmt, PromoteFunction):
+            self.client.promote_function(stmt.name, wait=self.wait, timeout=self.timeout)
+            self._say(f"promoted the shadow of {stmt.name}", statement="PROMOTE FUNCTION", function=stmt.name,
+                      result="promoted")
+        elif isinstance(stmt, DropShadow):
+            self.client.drop_shadow(stmt.name, wait=self.wait, timeout=self.timeout)
+            self._say(f"dropped the shadow of {stmt.name}", statement="DROP SHADOW", function=stmt.name,
+                      result="dropped")
+        elif isinstance(stmt, ShowHistory):
+            history = self.client.function_history(stmt.name)
+            if self.output == "json":
+                self._json({"statement": "SHOW FUNCTION HISTORY", "function": stmt.name,
+                            "revisions": [asdict(r) for r in history]})
+            else:
+                self.console.print(render_history(stmt.name, history))
+        elif isinstance(stmt, ShowDiff):
+            diff = self.client.function_diff(stmt.name)
+            if self.output == "json":
+                self._json({"statement": "SHOW FUNCTION DIFF", "function": stmt.name, **asdict(diff)})
+            else:
+                for part in render_diff(diff):
+                    self.console.print(part)
         else:  # pragma: no cover - the parser makes only the types above
             raise StatementError(f"unsupported statement {stmt!r}")
 
@@ -83,18 +114,27 @@ class SqlRunner:
 
     def _create(self, stmt: CreateFunction) -> None:
         props = stmt.properties
+        what = "CREATE OR REPLACE FUNCTION" if stmt.replace else "CREATE FUNCTION"
+        known = CREATE_PROPERTIES + (OPTIONAL_PROPERTIES if stmt.replace else ())
         for key in props:
-            if key not in CREATE_PROPERTIES:
-                close = difflib.get_close_matches(key, CREATE_PROPERTIES, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(CREATE_PROPERTIES)}"
-                raise StatementError(f"CREATE FUNCTION: unknown property {key!r}{hint}")
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+                if key in OPTIONAL_PROPERTIES:
+                    hint = "; it needs CREATE OR REPLACE FUNCTION"
+                raise StatementError(f"{what}: unknown property {key!r}{hint}")
         missing = [k for k in CREATE_PROPERTIES if k not in props]
         if missing:
-            raise StatementError(f"CREATE FUNCTION: missing property {', '.join(repr(m) for m in missing)}")
+            raise StatementError(f"{what}: missing property {', '.join(repr(m) for m in missing)}")
+        mode = props.get("mode", "replace").lower()
+        if mode not in MODES:
+            raise StatementError(f"{what}: 'mode' is {props['mode']!r}; use 'replace' (the default) or 'shadow'")
         function_path, config_path = Path(props["function_path"]), Path(props["config_path"])
-        name = self.client.create_function(function_path, config_path, wait=self.wait, timeout=self.timeout)
-        self._say(f"created function {name} ({function_path.name}, {config_path})", statement="CREATE FUNCTION",
-                  function=name, function_path=str(function_path), config_path=str(config_path), result="created")
+        name = self.client.create_function(function_path, config_path, wait=self.wait, timeout=self.timeout,
+                                           replace=stmt.replace and mode == "replace", shadow=mode == "shadow")
+        done = {False: "created", True: "created or replaced"}[stmt.replace] if mode != "shadow" else "shadow started"
+        self._say(f"{done} function {name} ({function_path.name}, {config_path})", statement=what,
+                  function=name, function_path=str(function_path), config_path=str(config_path), result=done)
 
 
 def functions_as_json(result: ShowFunctionsResult) -> dict:
@@ -120,11 +160,18 @@ def render_functions(result: ShowFunctionsResult) -> Table:
                           for n in f.nodes) or "-"
         updated = datetime.fromtimestamp(f.updated_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status,
-                      str(f.revision), updated, f.placement or "-", nodes, "?" if f.lag is None else str(f.lag),
-                      "\n".join(e for e in (f.error, f.lag_error and f"lag unknown: {f.lag_error}") if e))
+                      f"{f.revision} (code {f.code_revision})", updated, f.placement or "-", nodes,
+                      "?" if f.lag is None else str(f.lag),
+                      "\n".join(e for e in (f.error, f.lag_error and f"lag unknown: {f.lag_error}",
+                                            _rolled_back(f.reason)) if e))
     alive = sum(1 for n in result.nodes if n.alive)
     table.caption = f"{len(result.functions)} function(s), {alive} live node(s)"
     return table
+
+
+def _rolled_back(reason: str | None) -> str | None:
+    """An auto-rollback stays visible in SHOW FUNCTIONS until the next revision."""
+    return reason if reason and reason.startswith("auto-rollback") else None
 
 
 def _when(ms: int) -> str:
@@ -151,7 +198,8 @@ def render_description(d: FunctionDescription) -> list[object]:
     for key, value in (
         ("function", f"{d.name} ({d.task_type})"),
         ("desired / observed", f"{d.desired} / {d.status}"),
-        ("revision", f"{d.revision} (state generation {d.state_generation})"),
+        ("revision", f"{d.revision}, code revision {d.code_revision}{f' ({d.reason})' if d.reason else ''} "
+                     f"(state generation {d.state_generation})"),
         ("updated", f"{_when(d.updated_at)} by {d.updated_by}"),
         ("artifact", f"{d.artifact_kind}, {d.artifact_size} bytes, sha256 {d.artifact_sha256}{signed}"),
         ("group / guarantee", f"{d.group_id} / {d.guarantee}"),
@@ -160,10 +208,11 @@ def render_description(d: FunctionDescription) -> list[object]:
     ):
         head.add_row(key, value)
     nodes = Table(title="nodes", header_style="bold", title_justify="left")
-    for col in ("node", "state", "revision", "partitions", "errors", "error"):
+    for col in ("node", "state", "revision", "code revision", "partitions", "errors", "error"):
         nodes.add_column(col, overflow="fold", justify="right" if col == "errors" else "left")
     for n in d.nodes:
         nodes.add_row(n["node"] + ("" if n["alive"] else " (dead)"), n["state"], str(n["revision"]),
+                      str(n.get("code_revision", "")),
                       ", ".join(n["partitions"]) or "-", str(n["errors"]), n["error"] or "")
     lag = Table(title="partitions", header_style="bold", title_justify="left")
     for col in ("topic", "partition", "node", "committed", "end", "lag"):

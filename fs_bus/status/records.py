@@ -53,6 +53,7 @@ class FunctionStatus:
     partitions: tuple[str, ...]
     updated_at: int
     errors: int = 0  # the function's errors on this node since its instance started (a counter)
+    code_revision: int = 0  # the code revision acted on (0: a node older than code revisions)
 
 
 def node_key(node_id: str) -> bytes:
@@ -76,7 +77,7 @@ def encode_status(st: FunctionStatus) -> bytes:
     return codec.encode("FunctionStatus", {
         "function": st.function, "node_id": st.node_id, "revision": st.revision,
         "state": st.state.value, "error": st.error, "partitions": list(st.partitions),
-        "updated_at": st.updated_at, "errors": st.errors,
+        "updated_at": st.updated_at, "errors": st.errors, "code_revision": st.code_revision,
     })
 
 
@@ -125,6 +126,7 @@ def apply(table: StatusTable, key: bytes | None, value: bytes | None) -> StatusT
             functions[(fn, node)] = FunctionStatus(
                 function=d["function"], node_id=d["node_id"], revision=d["revision"],
                 state=ObservedState(d["state"]), error=d["error"], partitions=tuple(d["partitions"]),
-                updated_at=codec.millis(d["updated_at"]), errors=d["errors"])
+                updated_at=codec.millis(d["updated_at"]), errors=d["errors"],
+                code_revision=d["code_revision"])
         return StatusTable(table.nodes, functions)
     raise DecodeError(f"unknown status key {k!r}")

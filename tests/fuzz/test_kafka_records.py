@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from fs_bus.calls import records as calls
 from fs_bus.config.validate import parse_config
 from fs_bus.control import codec, table
+from fs_bus.control import history as revisions
+from fs_bus.control.history import History, encode_revision, revision_of
 from fs_bus.control.records import (
     ArtifactKind, ArtifactManifest, ChunkRef, DesiredState, FunctionRecord, encode_function,
 )
@@ -29,7 +31,8 @@ _RECORD = FunctionRecord(
     artifact=ArtifactManifest("ab" * 32, 10, ArtifactKind.WASM_COMPONENT, "fs-bus.artifacts",
                               (ChunkRef(0, 7, 6), ChunkRef(0, 8, 4)), b"s" * 64, "0123456789abcdef"),
     desired_state=DesiredState.RUNNING, revision=3, updated_at=1_700_000_000_000, updated_by="me@host",
-    state_generation=2)
+    state_generation=2, code_revision=3, upgrade_from=2, reason="rollback to 1", shadow_of="up",
+    source_headers=True, shadow_from=("in:0:12",))
 SEEDS = [
     encode_function(_RECORD),
     encode_function(FunctionRecord("f", "python", "", ArtifactManifest("", 0, ArtifactKind.PYTHON_MODULES, "", ()),
@@ -41,12 +44,18 @@ SEEDS = [
     calls.encode_request(calls.CallRequest("c0ffee", "upper", b"payload \x00\xff", 1, 2)),
     calls.encode_reply(calls.CallReply("c0ffee", "upper", "n1", "t-0", True, b"answer")),
     calls.encode_reply(calls.CallReply("c0ffee", "upper", "n1", "t-0", False, b"", "it failed")),
+    encode_revision(revision_of(_RECORD, "artifact abababab -> cdcdcdcd; config: outputs[0].topic")),
 ]
 FINGERPRINTS = [s.fingerprint for s in codec.schemas().values()]
 
 
 def control(value: bytes) -> None:
-    """What a node does with a control record: fold it, then validate the config it carries."""
+    """What a node does with a control record: fold it (as history under a history key), then
+    validate the config it carries."""
+    try:
+        revisions.apply(History(), b"history/upper/3", value)
+    except DecodeError:
+        pass
     t = table.apply(table.DesiredTable(), b"upper", value)
     record = t.get("upper")
     if record is not None:
@@ -104,6 +113,7 @@ def test_random_bytes_are_refused_cleanly(values):
         feed(name, run, values, (DecodeError,))
     feed("status-keys", lambda k: status.apply(status.StatusTable(), k, SEEDS[2]), values, (DecodeError,))
     feed("control-keys", lambda k: table.apply(table.DesiredTable(), k, SEEDS[0]), values, (DecodeError,))
+    feed("history-keys", lambda k: revisions.apply(History(), b"history/" + k, SEEDS[-1]), values, (DecodeError,))
 
 
 _text = st.text(max_size=200)

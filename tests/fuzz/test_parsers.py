@@ -41,7 +41,10 @@ requirements: [tabulate==0.10.0, "requests>=2; python_version > '3'"]
 """]
 SQL = [b"CREATE FUNCTION WITH ('function_path'='fn.wasm', 'config_path'='it''s.yaml');",
        b"STOP FUNCTION `we``ird`; START FUNCTION \"q\"\"d\"; DROP FUNCTION IF EXISTS a.b-c; SHOW FUNCTIONS;",
-       b"-- comment\nshow functions like 'up%'; drop function x;;"]
+       b"-- comment\nshow functions like 'up%'; drop function x;;",
+       b"CREATE OR REPLACE FUNCTION WITH ('function_path'='f.wasm', 'config_path'='c.yaml', 'mode'='shadow');",
+       b"ROLLBACK FUNCTION f TO REVISION 2; SHOW FUNCTION HISTORY f; SHOW FUNCTION DIFF f; PROMOTE FUNCTION f; "
+       b"DROP SHADOW f; rollback function \"g\";"]
 
 
 def config(data: bytes) -> None:

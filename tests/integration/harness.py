@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from fs_bus.client import FsClient
+from fs_bus.errors import KafkaUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 UPPER_WASM = ROOT / "examples" / "upper" / "upper.wasm"
@@ -173,9 +174,14 @@ class NodeProcess:
     def wait_alive(self, timeout: float = 60.0) -> NodeProcess:
         with FsClient(bootstrap_servers=self.bootstrap, namespace=self.namespace,
                       kafka_config=self.client_config) as client:
-            wait_until(lambda: self._check_running() and any(
-                n.node_id == self.node_id and n.alive for n in client.show_functions().nodes),
-                timeout, f"node {self.node_id} alive")
+            def alive() -> bool:
+                self._check_running()
+                try:
+                    listed = client.show_functions().nodes
+                except KafkaUnavailable:  # the namespace's topics, created a moment ago, not served yet
+                    return False
+                return any(n.node_id == self.node_id and n.alive for n in listed)
+            wait_until(alive, timeout, f"node {self.node_id} alive")
         return self
 
     def _check_running(self) -> bool:

@@ -77,6 +77,7 @@ def test_python_m_bench_measures_every_case(tmp_path):
     cp = cases["control-plane"]
     assert cp["status"] == "ok", cp
     assert cp["create_to_running"]["n"] == 3 and cp["create_to_running"]["p50_ms"] > 0, cp
+    assert cp["replace_to_running"]["n"] == 3 and cp["replace_over_stop_start"] > 0, cp
     assert cp["artifact"]["upload_mb_per_s"] > 0 and cp["artifact"]["download_mb_per_s"] > 0, cp
     assert cp["cold_start"], cp
 

@@ -39,7 +39,10 @@ def test_decode_shows_the_control_topic_and_one_kcat_command_stops_a_function(
 
     decoded = decode_topic(kcat, bootstrap_servers, control)
     assert decoded.returncode == 0, decoded.stderr
-    (doc,) = [json.loads(line) for line in decoded.stdout.splitlines()]
+    # A CREATE writes the function's code revision 1 under its history key, then its record.
+    history, doc = [json.loads(line) for line in decoded.stdout.splitlines()]
+    assert history["key"] == "history/upper/1" and history["schema"] == "FunctionRevision"
+    assert history["value"]["code_revision"] == 1 and history["value"]["reason"] == {"string": "create"}  # Avro's JSON: a union names its branch
     assert doc["topic"] == control and doc["partition"] == 0 and doc["key"] == "upper"
     assert doc["schema"] == "FunctionRecord" and doc["encoding"] == "avro"
     assert doc["value"]["desired_state"] == "RUNNING" and doc["value"]["config_yaml"].startswith("name: upper\n")
@@ -60,7 +63,7 @@ def test_decode_shows_the_control_topic_and_one_kcat_command_stops_a_function(
 
     # Both records read back; the JSON one as JSON.
     encodings = [json.loads(line)["encoding"] for line in decode_topic(kcat, bootstrap_servers, control).stdout.splitlines()]
-    assert encodings[:2] == ["avro", "json"]
+    assert encodings[:3] == ["avro", "avro", "json"]
 
 
 def test_decode_reports_a_bad_control_record_with_its_coordinates_and_still_prints_the_rest(
@@ -73,9 +76,9 @@ def test_decode_reports_a_bad_control_record_with_its_coordinates_and_still_prin
                    input=b'junk|not a record\nupper|{"name": "upper"}\n', timeout=60, check=True)
     decoded = decode_topic(kcat, bootstrap_servers, control)
     assert decoded.returncode == 1
-    assert [json.loads(line)["offset"] for line in decoded.stdout.splitlines()] == [0]
+    assert [json.loads(line)["offset"] for line in decoded.stdout.splitlines()] == [0, 1]  # history, record
     errors = decoded.stderr.decode()
-    assert f"{control}[0]@1 key='junk': not Avro single-object encoding" in errors
-    assert f"{control}[0]@2 key='upper': FunctionRecord: missing field 'task_type'" in errors
+    assert f"{control}[0]@2 key='junk': not Avro single-object encoding" in errors
+    assert f"{control}[0]@3 key='upper': FunctionRecord: missing field 'task_type'" in errors
     # The node and the client skip them the same way: upper is still there, RUNNING.
     assert function_state(client, "upper").desired == "RUNNING"

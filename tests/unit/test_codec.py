@@ -33,6 +33,12 @@ records = st.builds(
     updated_at=st.integers(0, 2**42),
     updated_by=text,
     state_generation=st.integers(0, 2**40),
+    code_revision=st.integers(1, 2**40),
+    upgrade_from=st.none() | st.integers(1, 2**40),
+    reason=st.none() | text,
+    shadow_of=st.none() | st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),
+    source_headers=st.booleans(),
+    shadow_from=st.lists(st.from_regex(r"[a-z]{1,8}:[0-9]{1,3}:[0-9]{1,9}", fullmatch=True), max_size=3).map(tuple),
 )
 
 
@@ -68,6 +74,40 @@ def test_records_written_with_an_older_schema_read_with_the_new_fields_defaulted
     assert old[2:10] != codec.schemas()["FunctionRecord"].fingerprint  # really another writer schema
     assert decode_function(old) == SAMPLE
     assert SAMPLE.state_generation == 0 and SAMPLE.artifact.signature is None
+
+
+def _encode_with(history_file: str, datum: dict) -> bytes:
+    import io
+    import fastavro
+    old = codec._load(codec.HISTORY_DIR / history_file)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old.parsed, datum)
+    return codec.MAGIC + old.fingerprint + buf.getvalue()
+
+
+def test_records_written_before_code_revisions_read_as_revision_1_with_no_upgrade():
+    a = SAMPLE.artifact
+    old = _encode_with("function_record.v2.avsc", {
+        "name": SAMPLE.name, "task_type": SAMPLE.task_type, "config_yaml": SAMPLE.config_yaml,
+        "artifact": {"sha256": a.sha256, "size": a.size, "kind": a.kind.value, "topic": a.topic,
+                     "chunks": [{"partition": c.partition, "offset": c.offset, "size": c.size} for c in a.chunks],
+                     "signature": None, "signed_by": None},
+        "desired_state": "RUNNING", "revision": 3, "updated_at": SAMPLE.updated_at, "updated_by": SAMPLE.updated_by,
+        "state_generation": 2})
+    assert old[2:10] != codec.schemas()["FunctionRecord"].fingerprint
+    got = decode_function(old)
+    assert got.state_generation == 2
+    assert (got.code_revision, got.upgrade_from, got.reason, got.shadow_of, got.source_headers, got.shadow_from) == (
+        1, None, None, None, False, ())
+
+
+def test_status_written_before_code_revisions_reads_code_revision_0():
+    old = _encode_with("function_status.v2.avsc", {
+        "function": "f", "node_id": "n1", "revision": 4, "state": "RUNNING", "error": None, "partitions": ["t:0"],
+        "updated_at": 1_700_000_000_000, "errors": 2})
+    table = status.apply(status.StatusTable(), b"function/f/n1", old)
+    st_ = table.functions[("f", "n1")]
+    assert (st_.revision, st_.errors, st_.code_revision) == (4, 2, 0)
 
 
 def test_header_names_the_writer_schema():

@@ -402,10 +402,12 @@ def offline_client(monkeypatch):
 
 
 def _capture(client, monkeypatch):
-    def create(config, text, artifact, kind, wait, timeout):
+    def create(config, text, artifact, kind, wait, timeout, replace=False, shadow=False):
         client.created.append((config, text, artifact, kind, wait, timeout))
+        client.flags.append((replace, shadow))
         return True
     monkeypatch.setattr(client, "_create", create)
+    client.flags = []
 
 
 @pytest.mark.parametrize("class_name, modules, match", [
@@ -463,6 +465,14 @@ def test_create_python_function_uploads_a_python_bundle(offline_client, monkeypa
     assert bundle == PythonBundle("D", (("pkg", b""), ("pkg.helper", helper), ("pkg.mod", DRIVER)))
     assert packages == {"pkg"}  # inferred: the prefix of other modules' names
     assert artifact == pack(bundle, packages)
+
+
+def test_replace_and_shadow_reach_the_create(offline_client, monkeypatch):
+    _capture(offline_client, monkeypatch)
+    offline_client.create_python_function("D", [("mod", DRIVER)], CONFIG.encode(), wait=False, replace=True)
+    offline_client.create_python_function("D", [("mod", DRIVER)], CONFIG.encode(), wait=False, shadow=True)
+    offline_client.create_python_function("D", [("mod", DRIVER)], CONFIG.encode(), wait=False)
+    assert offline_client.flags == [(True, False), (False, True), (False, False)]
 
 
 def test_create_python_function_from_config_collects_the_driver_class(project, offline_client, monkeypatch):

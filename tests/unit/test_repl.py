@@ -19,7 +19,16 @@ NAMES = ["upper", "word-count"]
 
 
 @pytest.mark.parametrize("typed, offered", [
-    ("", ["CREATE", "START", "STOP", "DROP", "SHOW", "DESCRIBE", "help", "quit"]),
+    ("", ["CREATE", "START", "STOP", "DROP", "SHOW", "DESCRIBE", "ROLLBACK", "PROMOTE", "help", "quit"]),
+    ("CREATE OR ", ["REPLACE"]),
+    ("create or replace function ", ["WITH"]),
+    ("ROLLBACK FUNCTION u", ["upper"]),
+    ("ROLLBACK FUNCTION upper ", ["TO"]),
+    ("ROLLBACK FUNCTION upper TO ", ["REVISION"]),
+    ("SHOW FUNCTION ", ["HISTORY", "DIFF"]),
+    ("SHOW FUNCTION HISTORY w", ["word-count"]),
+    ("DROP SHADOW ", ["upper", "word-count"]),
+    ("PROMOTE FUNCTION ", ["upper", "word-count"]),
     ("DESC", ["DESCRIBE"]),
     ("describe ", ["FUNCTION"]),
     ("STOP FUNCTION w", ["word-count"]),
@@ -29,6 +38,7 @@ NAMES = ["upper", "word-count"]
     ("DROP FUNCTION ", ["IF", "upper", "word-count"]),
     ("DROP FUNCTION IF EXISTS u", ["upper"]),
     ("SHOW FUNCTIONS ", ["LIKE", "upper", "word-count"]),
+    ("SHOW F", ["FUNCTIONS", "FUNCTION"]),
     ("SHOW FUNCTIONS; STOP FUNCTION ", ["upper", "word-count"]),
 ])
 def test_completion_offers_what_the_grammar_allows_there(typed, offered):

@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 from fs_bus.client.models import StartPosition
 from fs_bus.errors import SqlSyntaxError
 from fs_bus.sql.parser import (
-    KEYWORDS, CreateFunction, DescribeFunction, DropFunction, ShowFunctions, StartFunction, StopFunction, parse,
+    KEYWORDS, CreateFunction, DescribeFunction, DropFunction, DropShadow, PromoteFunction, RollbackFunction,
+    ShowDiff, ShowFunctions, ShowHistory, StartFunction, StopFunction, parse,
 )
 
 
@@ -43,6 +44,20 @@ def refused(text: str) -> SqlSyntaxError:
     ("SHOW FUNCTIONS", ShowFunctions()),
     ("show functions", ShowFunctions()),
     ("ShOw FuNcTiOnS;", ShowFunctions()),
+    ("CREATE OR REPLACE FUNCTION WITH ('function_path'='a.wasm', 'config_path'='c.yaml', 'mode'='shadow')",
+     CreateFunction({"function_path": "a.wasm", "config_path": "c.yaml", "mode": "shadow"}, True)),
+    ("create or replace function with ('k'='v')", CreateFunction({"k": "v"}, True)),
+    ("ROLLBACK FUNCTION upper", RollbackFunction("upper")),
+    ("rollback function upper to revision 3", RollbackFunction("upper", 3)),
+    ("SHOW FUNCTION HISTORY upper", ShowHistory("upper")),
+    ("show function diff upper", ShowDiff("upper")),
+    ("PROMOTE FUNCTION upper", PromoteFunction("upper")),
+    ("drop shadow upper", DropShadow("upper")),
+    # The upgrade words are not reserved: they name functions too.
+    ("DROP FUNCTION history", DropFunction("history", False)),
+    ("ROLLBACK FUNCTION to TO REVISION 1", RollbackFunction("to", 1)),
+    ("SHOW FUNCTION HISTORY diff", ShowHistory("diff")),
+    ("STOP FUNCTION shadow", StopFunction("shadow")),
 ])
 def test_statement_forms_in_mixed_case(text, expected):
     assert parse(text) == [expected]
@@ -153,7 +168,7 @@ def test_error_on_line_3_reports_line_column_and_position():
     assert exc.position == script.index("STRAT")
     assert (exc.line, exc.column) == (3, 3)
     assert exc.text == script
-    assert str(exc) == ("syntax error at line 3, column 3: expected a statement (CREATE, START, STOP, DROP, SHOW or DESCRIBE), "
+    assert str(exc) == ("syntax error at line 3, column 3: expected a statement (CREATE, START, STOP, DROP, SHOW, DESCRIBE, ROLLBACK or PROMOTE), "
                         "found 'STRAT'\n  STRAT FUNCTION b;\n  ^")
 
 
@@ -212,7 +227,12 @@ def test_arbitrary_text_raises_only_syntax_errors_with_a_valid_position(text):
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
 props = st.dictionaries(st.text(max_size=10), st.text(max_size=10), min_size=1, max_size=3)
 statements = st.one_of(
-    st.builds(CreateFunction, props),
+    st.builds(CreateFunction, props, st.booleans()),
+    st.builds(RollbackFunction, names, st.none() | st.integers(1, 10**6)),
+    st.builds(ShowHistory, names),
+    st.builds(ShowDiff, names),
+    st.builds(PromoteFunction, names),
+    st.builds(DropShadow, names),
     st.builds(StartFunction, names),
     st.builds(StopFunction, names),
     st.builds(DropFunction, names, st.booleans()),
@@ -244,7 +264,21 @@ def rendered(draw, stmts):
     for stmt in stmts:
         if isinstance(stmt, CreateFunction):
             body = ("," + space()).join(f"{_lit(k)}{space()}={space()}{_lit(v)}" for k, v in stmt.properties.items())
-            text = f"{_kw(draw, 'create')}{space()}{_kw(draw, 'function')}{space()}{_kw(draw, 'with')}{space()}({body})"
+            replace = f"{_kw(draw, 'or')}{space()}{_kw(draw, 'replace')}{space()}" if stmt.replace else ""
+            text = (f"{_kw(draw, 'create')}{space()}{replace}{_kw(draw, 'function')}{space()}{_kw(draw, 'with')}"
+                    f"{space()}({body})")
+        elif isinstance(stmt, RollbackFunction):
+            to = (f"{space()}{_kw(draw, 'to')}{space()}{_kw(draw, 'revision')}{space()}{stmt.revision}"
+                  if stmt.revision else "")
+            text = f"{_kw(draw, 'rollback')}{space()}{_kw(draw, 'function')}{space()}{_name(draw, stmt.name)}{to}"
+        elif isinstance(stmt, (ShowHistory, ShowDiff)):
+            what = "history" if isinstance(stmt, ShowHistory) else "diff"
+            text = (f"{_kw(draw, 'show')}{space()}{_kw(draw, 'function')}{space()}{_kw(draw, what)}{space()}"
+                    f"{_name(draw, stmt.name)}")
+        elif isinstance(stmt, PromoteFunction):
+            text = f"{_kw(draw, 'promote')}{space()}{_kw(draw, 'function')}{space()}{_name(draw, stmt.name)}"
+        elif isinstance(stmt, DropShadow):
+            text = f"{_kw(draw, 'drop')}{space()}{_kw(draw, 'shadow')}{space()}{_name(draw, stmt.name)}"
         elif isinstance(stmt, ShowFunctions):
             text = f"{_kw(draw, 'show')}{space()}{_kw(draw, 'functions')}"
         elif isinstance(stmt, DropFunction):
@@ -299,3 +333,19 @@ def test_a_start_position_survives_its_own_rendering(spec):
     position = StartPosition.parse(spec)
     rendered = str(position)
     assert parse(f"START FUNCTION f FROM {rendered}") == [StartFunction("f", position)]
+
+
+# --- upgrades ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, message", [
+    ("CREATE OR FUNCTION WITH ('k'='v')", "expected REPLACE"),
+    ("ROLLBACK FUNCTION f TO 3", "expected REVISION"),
+    ("ROLLBACK FUNCTION f TO REVISION 0", "expected a revision number"),
+    ("ROLLBACK FUNCTION f TO REVISION x", "expected a revision number"),
+    ("SHOW FUNCTION f", "expected HISTORY or DIFF after SHOW FUNCTION"),
+    ("DROP SHADE f", "expected FUNCTION or SHADOW"),
+    ("PROMOTE f", "expected FUNCTION"),
+])
+def test_upgrade_statements_refused_say_what_was_expected(text, message):
+    assert message in str(refused(text))

@@ -89,6 +89,7 @@ def test_the_third_stall_within_ten_minutes_fails_the_function_with_the_reason()
     stuck = [(False, True, True)] * 95  # three stalls of 30 s, back to back
     acted = [d for _, d in drive(stuck) if d.verdict is not Verdict.OK]
     assert [d.verdict for d in acted] == [Verdict.RESTART, Verdict.RESTART, Verdict.FAIL]
+    assert [d.stalled_s for d in acted] == [TIMEOUT] * 3
     assert acted[-1].status.startswith(f"stalled {STALLS_TO_FAIL} times in 10 min: no progress for 30 s on "
                                        "partitions in:0")
 
@@ -102,9 +103,18 @@ def test_stalls_further_apart_than_the_window_never_fail():
 
 def test_the_clock_starts_again_when_the_cluster_answers_again():
     # 100 s of work and no progress while the cluster is away, then it answers
-    plan = [(False, True, False)] * 100 + [(False, True, True)] * 31
+    plan = [(False, True, False)] * 100 + [(False, True, True)] * 100
     acted = [(now, d) for now, d in drive(plan) if d.verdict is Verdict.RESTART]
-    assert len(acted) == 1 and acted[0][0] > 100
+    first_answer = min(now for now, d in drive(plan) if now > 100 and d.verdict is Verdict.OK
+                       and d.watch.quiet_since == now and d.watch.down_at is None)
+    assert acted and acted[0][0] - first_answer == TIMEOUT  # a whole timeout once it answers
+
+
+def test_progress_after_an_outage_leaves_nothing_of_it_behind():
+    # an outage, progress, then a real stall: restarted one timeout after the last progress
+    plan = [(False, True, False)] * 60 + [(True, True, True)] * 10 + [(False, True, True)] * 40
+    acted = [now for now, d in drive(plan) if d.verdict is Verdict.RESTART]
+    assert acted == [70 + TIMEOUT]
 
 
 def test_progress_feeds_samples_and_a_request_is_raised_where_the_instance_checks():
