@@ -84,6 +84,20 @@ def _properties(_ctx, _param, values: tuple[str, ...]) -> dict[str, str]:
     return props
 
 
+def parse_labels(_ctx, _param, values: tuple[str, ...]) -> dict[str, str]:
+    """``--label zone=a --label gpu``: a node's labels (``gpu`` alone has an empty value)."""
+    import re
+
+    labels = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}", key):
+            raise click.BadParameter(f"{item!r}: a label is KEY or KEY=VALUE, the key of letters, digits, "
+                                     "'.', '_', '/' and '-'")
+        labels[key] = value
+    return labels
+
+
 def output_option(f):
     return click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True,
                         help="table: for people; json: one JSON object per result on its own line, for scripts.")(f)

@@ -19,7 +19,7 @@ import click
 from fs_bus import __version__
 from fs_bus.cli.author import init_command, test_command  # the author's loop
 from fs_bus.cli.common import (
-    EXIT_FAILED, EXIT_USAGE, err_console, exit_code, kafka_options, make_console, output_option,
+    EXIT_FAILED, EXIT_USAGE, err_console, exit_code, kafka_options, make_console, output_option, parse_labels,
 )
 from fs_bus.cli.functions import call, describe, fetch, logs
 from fs_bus.cli.local import local
@@ -63,9 +63,12 @@ def cli(log_level: str) -> None:
                    "[env FS_BUS_METRICS_PORT; default: off].")
 @click.option("--metrics-address", envvar="FS_BUS_METRICS_ADDRESS", default="0.0.0.0", show_default=True,
               help="Address the metrics server listens on [env FS_BUS_METRICS_ADDRESS].")
+@click.option("--label", "labels", multiple=True, callback=parse_labels, metavar="KEY[=VALUE]",
+              help="A label of this node, e.g. zone=a or gpu; repeatable. A function's placement.labels "
+                   "runs it only on nodes that have them.")
 def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], node_id: str | None,
          cache_dir: Path | None, heartbeat_interval: float, trusted_keys: tuple[Path, ...],
-         metrics_port: int | None, metrics_address: str) -> None:
+         metrics_port: int | None, metrics_address: str, labels: dict[str, str]) -> None:
     """Run a node: follow the control topic and run the functions it describes.
 
     Its functions' log lines go to the logs topic (read them with fs-bus logs NAME).
@@ -82,7 +85,7 @@ def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
         n = Node(KafkaSettings.resolve(bootstrap_servers, kafka_config),
                  NodeOptions(node_id=node_id or "", namespace=namespace, cache_dir=cache_dir,
                              heartbeat_interval_s=heartbeat_interval, trusted_keys=trusted_keys,
-                             metrics_port=metrics_port, metrics_address=metrics_address))
+                             metrics_port=metrics_port, metrics_address=metrics_address, labels=labels))
         n.run(stop)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}")

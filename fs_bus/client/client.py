@@ -31,6 +31,7 @@ from fs_bus.config.validate import parse_config
 from fs_bus.control.records import ArtifactKind, ArtifactManifest, DesiredState, FunctionRecord
 from fs_bus.control.spec import FunctionSpec
 from fs_bus.control.store import ControlState, read_control, write_record, write_tombstone
+from fs_bus.client.placing import awaited, placement_of, placement_row
 from fs_bus.client.models import FunctionDescription, FunctionInfo, NodeInfo, ShowFunctionsResult, StartPosition
 from fs_bus.client.python_modules import collect_modules
 from fs_bus.client.shadows import Shadows
@@ -45,9 +46,11 @@ from fs_bus.errors import (
 from fs_bus.kafka import clients, groups
 from fs_bus.kafka.clients import produce_durably
 from fs_bus.kafka.log import TopicReader
+from fs_bus.kafka.partitions import PartitionCounts
 from fs_bus.kafka.settings import KafkaSettings, resolve_namespace
 from fs_bus.kafka.topics import Topics, delete_topics, ensure_topics
 from fs_bus.kafka.types import KafkaException
+from fs_bus.placement import Placement
 from fs_bus.status import records as status
 from fs_bus.status.records import ObservedState, StatusTable
 from fs_bus.status.store import StatusReader
@@ -289,13 +292,15 @@ class FsClient(Upgrades, Shadows):
         lag = [{"topic": pl.topic, "partition": pl.partition, "node": owners.get(f"{pl.topic}:{pl.partition}"),
                 "committed": pl.committed, "end": pl.end, "lag": pl.lag} for pl in lags]
         changelogs = list(spec.changelog_topics(self.namespace).values())
+        placement = placement_row(spec, placement_of(spec, table, _now_ms(), PartitionCounts(self.settings)))
         return FunctionDescription(
             name=name, task_type=rec.task_type, desired=rec.desired_state.value, status=info.status,
             revision=rec.revision, state_generation=rec.state_generation, config_yaml=rec.config_yaml,
             artifact_sha256=rec.artifact.sha256, artifact_size=rec.artifact.size, artifact_kind=rec.artifact.kind.value,
             signed_by=rec.artifact.signed_by, updated_at=rec.updated_at, updated_by=rec.updated_by,
             group_id=config.group_id, guarantee=config.guarantee.value, nodes=nodes, lag=lag, changelogs=changelogs,
-            lag_error=lag_error, code_revision=rec.code_revision, reason=rec.reason)
+            lag_error=lag_error, code_revision=rec.code_revision, reason=rec.reason,
+            placement=placement)
 
     def show_functions(self, filter_pattern: str | None = None, timeout: float | None = None) -> ShowFunctionsResult:
         state = self._read_control()
@@ -305,6 +310,7 @@ class FsClient(Upgrades, Shadows):
         infos = []
         out_of_reach: dict[str, str] = {}  # cluster -> why: asked once per listing, not once per function
         reached: set[str] = set()
+        counts = PartitionCounts(self.settings)
         for name in sorted(state.table.functions):
             if filter_pattern and not fnmatch.fnmatchcase(name, filter_pattern):
                 continue
@@ -322,8 +328,10 @@ class FsClient(Upgrades, Shadows):
                 why = out_of_reach.setdefault(servers, str(exc))
             except FsBusError as exc:  # e.g. no ACL on its group, or an invalid config: show the rest anyway
                 why = str(exc)
-            infos.append(replace(info, lag=total, lag_error=why))
-        nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at)
+            placed = placement_of(state.specs[name], table, now, counts).summary()
+            infos.append(replace(info, lag=total, lag_error=why, placement=placed))
+        nodes = [NodeInfo(hb.node_id, hb.host, hb.pid, hb.version, hb.node_id in live, hb.functions, hb.heartbeat_at,
+                          dict(hb.labels), hb.rss_bytes, hb.threads)
                  for hb in sorted(table.nodes.values(), key=lambda h: h.node_id)]
         return ShowFunctionsResult(functions=infos, nodes=nodes)
 
@@ -523,11 +531,14 @@ class FsClient(Upgrades, Shadows):
     def _await_state(self, record: FunctionRecord, want: ObservedState, timeout: float | None) -> None:
         def done(st: status.FunctionStatus | None) -> bool:
             return st is not None and st.revision >= record.revision and st.state in (want, ObservedState.FAILED)
-        self._await(record.name, done, want.value, timeout, record.revision)
+        spec, counts = FunctionSpec.of(record), PartitionCounts(self.settings)
+        self._await(record.name, done, want.value, timeout, record.revision,
+                    lambda table: placement_of(spec, table, _now_ms(), counts))
 
     def _await(self, name: str, done: Callable[[status.FunctionStatus | None], bool], what: str,
-               timeout: float | None, revision: int) -> None:
-        """Follow the status topic until every live node's status for ``name`` satisfies ``done``."""
+               timeout: float | None, revision: int, placed: Callable[[StatusTable], Placement] | None = None) -> None:
+        """Follow the status topic until the status for ``name`` of every node it is ``placed`` on
+        (None: every live node) satisfies ``done``."""
         deadline = time.monotonic() + (self.default_timeout if timeout is None else timeout)
         with StatusReader(lambda: self._reader(self.topics.status)).following() as store:
             while True:
@@ -538,6 +549,8 @@ class FsClient(Upgrades, Shadows):
                         f"function {name!r}: the record is durable (revision {revision}), but no fs-bus node is "
                         f"alive in namespace {self.namespace!r} to act on it; start one with `fs-bus node` "
                         f"(or `fs-bus local up`)")
+                if placed is not None:
+                    live = awaited(name, placed(table), what, revision, live)
                 statuses = table.of_function(name)
                 answered = {n: statuses.get(n) for n in live if done(statuses.get(n))}
                 if len(answered) == len(live):

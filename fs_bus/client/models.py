@@ -21,6 +21,7 @@ class FunctionInfo:
     updated_by: str = field(default="", repr=False)
     lag: int | None = field(default=None, repr=False)  # records its group has not processed yet (None: unknown)
     lag_error: str | None = field(default=None, repr=False)  # why lag is unknown (e.g. its cluster is unreachable)
+    placement: str = field(default="", repr=False)  # "n1,n2 (2/2)" or "unplaced: no live node with zone=b"
     code_revision: int = field(default=1, repr=False)  # the code revision the record names
     reason: str | None = field(default=None, repr=False)  # why that revision (rollback to 1, auto-rollback: ...)
 
@@ -34,6 +35,9 @@ class NodeInfo:
     alive: bool
     functions: int
     last_heartbeat_ms: int
+    labels: dict[str, str] = field(default_factory=dict)  # fs-bus node --label
+    rss_bytes: int = 0  # the node's resident memory at its last beat (0: unknown)
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class FunctionDescription:
     lag: list[dict] = field(default_factory=list)  # topic, partition, node, committed, end, lag
     changelogs: list[str] = field(default_factory=list)
     lag_error: str | None = None  # why ``lag`` is empty (e.g. its input cluster cannot be reached)
+    placement: dict = field(default_factory=dict)  # nodes, parallelism, wanted, wanted_from, labels, reason, summary
     code_revision: int = 1  # the code revision the record names (each node's is in ``nodes``)
     reason: str | None = None  # why that revision exists (rollback to 1, auto-rollback: ..., shadow)
 

@@ -149,6 +149,8 @@ class FunctionConfig:
     error_retries: int = 3  # times a failing record is tried again before the policy applies
     dead_letter_topic: str | None = None
     wasi: WasiAccess = WasiAccess()  # what a component (or the wasm Python runtime) may reach
+    parallelism: int | None = None  # nodes running it; None: its input partitions (fs_bus.placement)
+    placement_labels: dict[str, str] = field(default_factory=dict)  # labels a node needs to run it ("": the key)
 
     @property
     def inputs(self) -> tuple[KafkaInput, ...]:

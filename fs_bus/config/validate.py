@@ -56,6 +56,7 @@ _TOP_KEYS = (
     "processor-runtime", "use_builtin_event_serialization", "enable_checkpoint",
     "checkpoint_interval_seconds", "requirements", "python-runtime", "wasi", "processing.guarantee",
     "commit.interval.ms", "errors.policy", "errors.retries", "errors.deadletterqueue.topic.name",
+    "parallelism", "placement",
 )
 _INPUT_KEYS = ("input-type", "bootstrap_servers", "topic", "group_id", "partition", "runtime")
 _OUTPUT_KEYS = ("output-type", "bootstrap_servers", "topic", "partition", "runtime")
@@ -139,6 +140,8 @@ def validate_config(data: Any, *, default_type: TaskType | None = None) -> Funct
         error_retries=retries,
         dead_letter_topic=dlq,
         wasi=_wasi(top, type_),
+        parallelism=_parallelism(top),
+        placement_labels=_placement(top),
     )
 
 
@@ -302,6 +305,39 @@ def _wasi(top: dict[str, Any], type_: TaskType) -> WasiAccess:
         guests.add(guest)
         dirs.append(WasiDir(host, guest, _optional(d, "read-only", path, bool, "true or false", False)))
     return WasiAccess(env, tuple(dirs))
+
+
+MAX_PARALLELISM = 10_000
+_LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
+
+
+def _parallelism(top: dict[str, Any]) -> int | None:
+    """How many nodes run the function; absent: as many as its input partitions."""
+    value = _optional(top, "parallelism", "", int, "an integer", None)
+    if value is not None and not 1 <= value <= MAX_PARALLELISM:
+        raise InvalidConfig(f"must be between 1 and {MAX_PARALLELISM}, not {value}", "parallelism")
+    return value
+
+
+def _placement(top: dict[str, Any]) -> dict[str, str]:
+    """``placement: {labels: {zone: a, gpu: ""}}``: the labels a node needs (an empty value: only the key)."""
+    value = top.get("placement")
+    if value is None:
+        return {}
+    m = _mapping(value, "placement")
+    _known_keys(m, ("labels",), "placement")
+    if m.get("labels") is None:
+        return {}
+    out: dict[str, str] = {}
+    for k, v in _mapping(m["labels"], "placement.labels").items():
+        if not _LABEL_RE.fullmatch(k):
+            raise InvalidConfig("a label name holds letters, digits, '.', '_', '/' and '-' (at most 63)",
+                                f"placement.labels.{k}")
+        if isinstance(v, (dict, list)) or isinstance(v, bool):
+            raise InvalidConfig(f"must be a string (or nothing: the key alone), not {_kind(v)}",
+                                f"placement.labels.{k}")
+        out[k] = "" if v is None else str(v)
+    return out
 
 
 def _requirements(value: Any, type_: TaskType) -> tuple[str, ...]:

@@ -128,6 +128,12 @@ class FunctionInstance:
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the instance to stop and return at once; ``stop`` then waits for it. Many
+        instances asked first stop side by side (a node letting go of dozens at a time)."""
+        self._stop.set()
+        self._berth.wake()  # a parked instance too
+
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._berth.wake()
@@ -161,6 +167,7 @@ class FunctionInstance:
         instance reopens from the last committed offsets, so a poison record fails
         again (status FAILED, with why) and a transient fault heals by itself."""
         attempt = 0
+        on_records = False  # the last failure was user code on records: RUNNING once a batch passes
         while True:
             try:
                 if self._factory is None:
@@ -168,8 +175,10 @@ class FunctionInstance:
                 with OPENING:
                     self._open()
                 # RUNNING once the group's first assignment has its workers (user code's init
-                # ran): a CREATE waits for that verdict, so an init that raises fails it.
-                self._first_assignment = attempt == 0
+                # ran): a CREATE waits for that verdict, so an init that raises fails it. After a
+                # failure opening (a cluster out of reach), the next assignment says RUNNING too:
+                # an idle input would otherwise leave it FAILED with nothing failing.
+                self._first_assignment = attempt == 0 or not on_records
                 self._loop()
                 if self._berth.at is not None and not self._stop.is_set():
                     self._berth.park(set(self.workers), lambda: self._close(commit=True))
@@ -187,6 +196,7 @@ class FunctionInstance:
                 return
             except Exception as exc:  # noqa: BLE001 - whatever breaks, the node stays up and says why
                 reason = str(exc) if isinstance(exc, FsBusError) else f"{type(exc).__name__}: {exc}"
+                on_records = isinstance(exc, GuestError)  # RecordFailed, BatchFailed too
                 if isinstance(exc, GuestError):
                     self.metrics.error()
                 elif not isinstance(exc, FsBusError):  # ours say why without a traceback (logged below)

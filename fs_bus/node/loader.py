@@ -60,12 +60,18 @@ class Loader:
         if self.metrics is not None:
             self.metrics.artifact_cache_misses.inc()
         with self._fetch_lock:
+            # Instances started together miss the cache together: the first fetches, the rest
+            # find its bytes here (a node taking over 70 functions of one artifact fetched it
+            # 70 times, one after another, half a second each).
+            data = self.cache.get(manifest.sha256)
+            if data is not None:
+                return data
             consumer = clients.end_reader(self.settings, "artifacts")
             try:
                 data = artifact_store.fetch(consumer, manifest)
             finally:
                 consumer.close()
-        self.cache.put(manifest.sha256, data)
+            self.cache.put(manifest.sha256, data)  # before the next thread looks
         log.info("fetched artifact %s (%d bytes) for %s", manifest.sha256[:12], len(data), record.name)
         return data
 

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fs_bus import __version__
@@ -25,16 +25,20 @@ from fs_bus.clock import now_ms
 from fs_bus.control.store import ControlState
 from fs_bus.kafka import clients
 from fs_bus.kafka.log import TopicReader
+from fs_bus.kafka.partitions import REFRESH_S, PartitionCounts
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.topics import Topics, ensure_topics
 from fs_bus.node.instance import FunctionInstance
 from fs_bus.node.loader import Loader
+from fs_bus.node.membership import Membership
 from fs_bus.node.parking import ParkingLot
 from fs_bus.node.reconcile import Action, Observed, Verb, reconcile
 from fs_bus.node.rollback import AutoRollback
 from fs_bus.node.stall_watch import StallWatch
+from fs_bus.observability.footprint import footprint
 from fs_bus.observability.logs import LOGGER_PREFIX, KafkaLogHandler
 from fs_bus.observability.metrics import InstanceView, NodeMetrics
+from fs_bus.placement import Placement, place
 from fs_bus.runtime.wasm import WasmEngine
 from fs_bus.status.records import FunctionStatus, NodeHeartbeat, ObservedState
 from fs_bus.status.store import StatusWriter
@@ -55,6 +59,7 @@ class NodeOptions:
     trusted_keys: tuple[Path, ...] = ()  # ed25519 public keys (PEM); when given, only what they signed runs
     metrics_port: int | None = None  # serve Prometheus metrics on it; None: don't, 0: any free port
     metrics_address: str = "0.0.0.0"
+    labels: dict[str, str] = field(default_factory=dict)  # --label zone=a --label gpu: for placement.labels
 
 
 @dataclass
@@ -96,6 +101,11 @@ class Node:
         self._log_handler: KafkaLogHandler | None = None
         self._control_producer = None
         self.rollbacks = AutoRollback(self._control_writer, self.topics.control, self.node_id)
+        self.partition_counts = PartitionCounts(settings)  # for the default parallelism: input partitions
+        self.membership: Membership | None = None  # the live nodes, once run() reads the status topic
+        self.live: dict[str, dict[str, str]] = {}  # node id -> labels, as the last placement saw them
+        self.placements: dict[str, Placement] = {}  # every function's placement, as this node computed it
+        self._placed_for: dict[str, tuple] = {}  # function -> what its placement was computed from
 
     # --- main loop ---
 
@@ -106,6 +116,8 @@ class Node:
         reader = TopicReader(clients.reader(self.settings, "node-control"), self.topics.control)
         # Calls asked before this node started were answered by others, or have expired.
         calls = TopicReader(clients.reader(self.settings, "node-calls"), self.topics.calls, from_end=True)
+        self.membership = Membership(TopicReader(clients.reader(self.settings, "node-status"), self.topics.status),
+                                     self.node_id, dict(self.options.labels))
         log.info("node %s: following %s on %s", self.node_id, self.topics.control, self.settings.bootstrap_servers)
         log.info("node %s: WebAssembly host: %s", self.node_id, self.engine.describe_host())
         try:
@@ -115,13 +127,18 @@ class Node:
             self._beating.start()
             self._watching.start()  # the progress watchdog (fs_bus.node.watchdog)
             reader.read_to_end(self._fold, timeout=120)
+            self.membership.read_to_end()  # who else is live: placement needs every node's view alike
             self.ready.set()
             self._reconcile()
             next_counts = now_ms()
+            next_placement = now_ms() + int(REFRESH_S * 1000)  # input partitions may grow
             while not stop.is_set():
                 changed = False
                 for msg in reader.poll(0.2):
                     changed |= self._fold(msg)
+                self.membership.poll()
+                if self.membership.live(now_ms()) != self.live or now_ms() >= next_placement:
+                    changed, next_placement = True, now_ms() + int(REFRESH_S * 1000)
                 if changed or self._wake.is_set():
                     self._wake.clear()
                     self._reconcile()
@@ -134,6 +151,7 @@ class Node:
             self._shutdown()
             reader.close()
             calls.close()
+            self.membership.close()
 
     def _start_observability(self) -> None:
         """Guest log lines to the logs topic; /metrics if a port was given."""
@@ -173,10 +191,42 @@ class Node:
 
     # --- reconcile ---
 
+    def _place(self) -> set[str]:
+        """Place every function over the live nodes; return those placed on this one."""
+        assert self.membership is not None
+        live = self.membership.live(now_ms())
+        if live != self.live:  # every placement may change; otherwise only those whose inputs did
+            self.live, self._placed_for = live, {}
+        placements = {}
+        for name in self.control.table.functions:
+            spec = self.control.spec(name)
+            config = spec.config if spec is not None else None
+            if config is None:  # one node says the record is unusable, not all of them
+                inputs: tuple = (1, None, ())
+            else:
+                partitions = None if config.parallelism else self.partition_counts.for_config(config)
+                inputs = (config.parallelism, partitions, tuple(sorted(config.placement_labels.items())))
+            known = self._placed_for.get(name)
+            if known is not None and known[0] == inputs:
+                placements[name] = known[1]
+                continue
+            placements[name] = place(name, self.live, parallelism=inputs[0], partitions=inputs[1],
+                                     labels=dict(inputs[2]))
+            self._placed_for[name] = (inputs, placements[name])
+        if len(self._placed_for) > len(placements):  # dropped functions
+            self._placed_for = {n: v for n, v in self._placed_for.items() if n in placements}
+        self.placements = placements
+        return {name for name, pl in placements.items() if self.node_id in pl.nodes}
+
     def _reconcile(self) -> None:
         self._sync_observed()
         observed = {name: e.observed for name, e in self.entries.items()}
-        for action in reconcile(self.control.table.functions, observed):
+        actions = reconcile(self.control.table.functions, observed, self._place())
+        for action in actions:  # instances to close close side by side, each flushing and committing
+            entry = self.entries.get(action.name)
+            if action.verb in (Verb.UNPLACE, Verb.STOP, Verb.REMOVE) and entry and entry.instance:
+                entry.instance.request_stop()
+        for action in actions:
             try:
                 self._act(action)
             except Exception as exc:  # noqa: BLE001 - one function's trouble never stops the node
@@ -207,6 +257,15 @@ class Node:
     def _act(self, action: Action) -> None:
         name, rec = action.name, action.record
         entry = self.entries.get(name)
+        if action.verb is Verb.UNPLACE:  # its state stays on disk: a cache, should it come back
+            if entry and entry.instance:
+                entry.instance.stop()
+            self.entries.pop(name, None)
+            self.metrics.forget(name)
+            self.status.function(name, self.node_id, None)
+            log.info("node %s: %s is placed on %s now", self.node_id, name,
+                     ", ".join(self.placements[name].nodes) or "no node")
+            return
         if action.verb is Verb.REMOVE:
             if entry and entry.instance:
                 entry.instance.stop()
@@ -285,12 +344,17 @@ class Node:
 
     def _heartbeat(self) -> None:
         running = sum(1 for e in list(self.entries.values()) if e.instance is not None)
+        rss, threads = footprint()
         hb = NodeHeartbeat(self.node_id, socket.gethostname(), os.getpid(), __version__, self.started_at,
-                           now_ms(), int(self.options.heartbeat_interval_s * 1000), running)
+                           now_ms(), int(self.options.heartbeat_interval_s * 1000), running,
+                           dict(self.options.labels), rss, threads)
         self.status.heartbeat(self.node_id, hb)
 
     def _shutdown(self) -> None:
         log.info("node %s: shutting down", self.node_id)
+        for entry in list(self.entries.values()):
+            if entry.instance is not None:
+                entry.instance.request_stop()  # all at once; each still flushes and commits
         for name, entry in list(self.entries.items()):
             if entry.instance is not None:
                 entry.instance.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Collection, Mapping
 
 from fs_bus.control.records import DesiredState, FunctionRecord
 from fs_bus.status.records import ObservedState
@@ -33,6 +33,7 @@ class Verb(str, enum.Enum):
     RESTART = "restart"  # the code or config changed under a running instance
     ACKNOWLEDGE = "acknowledge"  # nothing to run or stop; record the new revision
     REMOVE = "remove"  # dropped: close what runs and forget the function
+    UNPLACE = "unplace"  # placed on other nodes now: close what runs (committing), keep the state
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +43,18 @@ class Action:
     record: FunctionRecord | None  # None for REMOVE
 
 
-def reconcile(desired: Mapping[str, FunctionRecord], observed: Mapping[str, Observed]) -> list[Action]:
+def reconcile(desired: Mapping[str, FunctionRecord], observed: Mapping[str, Observed],
+              here: Collection[str] | None = None) -> list[Action]:
+    """The actions that make ``observed`` what ``desired`` asks, for the functions placed
+    on this node (``here``; None: all of them). A function placed elsewhere is let go."""
     actions: list[Action] = []
     for name in sorted(desired):
         rec = desired[name]
         obs = observed.get(name)
+        if here is not None and name not in here:
+            if obs is not None:
+                actions.append(Action(Verb.UNPLACE, name, rec))
+            continue
         if obs is not None and obs.record == rec:
             continue  # already acted on exactly this record (a FAILED one waits for a new record)
         want_running = rec.desired_state is DesiredState.RUNNING

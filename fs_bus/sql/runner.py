@@ -150,6 +150,7 @@ def render_functions(result: ShowFunctionsResult) -> Table:
     table = Table(title=None, header_style="bold", expand=False)
     for col in ("name", "type", "desired", "status", "revision", "updated (UTC)"):
         table.add_column(col, no_wrap=True)
+    table.add_column("placement", overflow="fold")
     table.add_column("nodes: partitions", overflow="fold")
     table.add_column("lag", justify="right", no_wrap=True)
     table.add_column("last error", overflow="fold")
@@ -159,7 +160,8 @@ def render_functions(result: ShowFunctionsResult) -> Table:
                           for n in f.nodes) or "-"
         updated = datetime.fromtimestamp(f.updated_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(f.name, f.task_type, f.desired, f"[{style}]{f.status}[/]" if style else f.status,
-                      f"{f.revision} (code {f.code_revision})", updated, nodes, "?" if f.lag is None else str(f.lag),
+                      f"{f.revision} (code {f.code_revision})", updated, f.placement or "-", nodes,
+                      "?" if f.lag is None else str(f.lag),
                       "\n".join(e for e in (f.error, f.lag_error and f"lag unknown: {f.lag_error}",
                                             _rolled_back(f.reason)) if e))
     alive = sum(1 for n in result.nodes if n.alive)
@@ -174,6 +176,17 @@ def _rolled_back(reason: str | None) -> str | None:
 
 def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _placement(p: dict) -> str:
+    """``n1, n2: parallelism 2 of 2 (from input partitions), labels zone=a`` and why fewer, if so."""
+    if not p:
+        return "-"
+    where = ", ".join(p["nodes"]) or "unplaced"
+    text = f"{where}: parallelism {p['parallelism']} of {p['wanted']} (from {p['wanted_from']})"
+    if p["labels"]:
+        text += f", labels {p['labels_text']}"
+    return text + (f"; {p['reason']}" if p["reason"] else "")
 
 
 def render_description(d: FunctionDescription) -> list[object]:
@@ -191,6 +204,7 @@ def render_description(d: FunctionDescription) -> list[object]:
         ("artifact", f"{d.artifact_kind}, {d.artifact_size} bytes, sha256 {d.artifact_sha256}{signed}"),
         ("group / guarantee", f"{d.group_id} / {d.guarantee}"),
         ("changelogs", ", ".join(d.changelogs)),
+        ("placement", _placement(d.placement)),
     ):
         head.add_row(key, value)
     nodes = Table(title="nodes", header_style="bold", title_justify="left")

@@ -33,9 +33,13 @@ class NodeHeartbeat:
     heartbeat_at: int
     interval_ms: int
     functions: int
+    labels: dict[str, str] = field(default_factory=dict)  # fs-bus node --label; placement.labels match them
+    rss_bytes: int = 0  # the node process's resident memory (0: unknown, e.g. an older node)
+    threads: int = 0
 
-    def alive(self, now_ms: int, missed_beats: int = 4) -> bool:
-        """A node is alive until it has missed a few beats (it may be busy or GC-ing)."""
+    def alive(self, now_ms: int, missed_beats: int = 3) -> bool:
+        """A node is alive until it has missed a few beats (it may be busy or GC-ing). Three:
+        its functions are placed elsewhere that soon after a kill -9 (6 s at 2 s beats)."""
         return now_ms - self.heartbeat_at <= max(self.interval_ms * missed_beats, 3000)
 
 
@@ -64,7 +68,8 @@ def encode_heartbeat(hb: NodeHeartbeat) -> bytes:
     return codec.encode("NodeHeartbeat", {
         "node_id": hb.node_id, "host": hb.host, "pid": hb.pid, "version": hb.version,
         "started_at": hb.started_at, "heartbeat_at": hb.heartbeat_at,
-        "interval_ms": hb.interval_ms, "functions": hb.functions,
+        "interval_ms": hb.interval_ms, "functions": hb.functions, "labels": dict(hb.labels),
+        "rss_bytes": hb.rss_bytes, "threads": hb.threads,
     })
 
 
@@ -106,7 +111,8 @@ def apply(table: StatusTable, key: bytes | None, value: bytes | None) -> StatusT
             nodes[rest] = NodeHeartbeat(
                 node_id=d["node_id"], host=d["host"], pid=d["pid"], version=d["version"],
                 started_at=codec.millis(d["started_at"]), heartbeat_at=codec.millis(d["heartbeat_at"]),
-                interval_ms=d["interval_ms"], functions=d["functions"])
+                interval_ms=d["interval_ms"], functions=d["functions"], labels=d["labels"],
+                rss_bytes=d["rss_bytes"], threads=d["threads"])
         return StatusTable(nodes, table.functions)
     if kind == "function" and "/" in rest:
         fn, _, node = rest.rpartition("/")

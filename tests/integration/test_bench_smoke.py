@@ -95,3 +95,20 @@ def test_python_m_bench_measures_every_case(tmp_path):
         assert machine.get(key), (key, machine)
     assert "limit" in output and "records/s" in output  # the table was printed
     assert "same counts" in output  # and the stateful one
+
+
+@pytest.mark.timeout(400)
+def test_python_m_bench_placement_measures_and_moves_only_what_must(bootstrap_servers, tmp_path):
+    """bench/placement on 2 nodes and 8 functions: every figure there; what moved moved to the
+    newcomer, and killing it moved only its own (correctness, not speed)."""
+    out = tmp_path / "p.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.placement", "--nodes", "2", "--functions", "8", "--creates", "1",
+                           "--timeout", "300", "--bootstrap-servers", bootstrap_servers, "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=360)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    r = json.loads(out.read_text())
+    assert sum(r["balance"]["per_node"].values()) == 8
+    assert r["create_to_running_ms"]["n"] == 1
+    assert r["join"]["moved_all_to_newcomer"] and r["kill"]["moved_only_its_own"], (r, proc.stderr[-3000:])
+    assert r["kill"]["moved"] == r["kill"]["victim_functions"] == r["join"]["moved"], r
+    assert all(f["rss_mb"] > 0 and f["threads"] > 0 for f in r["footprint"].values())

@@ -89,7 +89,9 @@ def test_a_node_started_after_compaction_converges_like_one_that_followed_live(
         "segment.ms": "200", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "100",
         "min.compaction.lag.ms": "0"}})
     nodes("live")
-    cfg = lambda n: upper_config(bootstrap_servers, n, f"{namespace}-{n}-in", f"{namespace}-{n}-out")
+    # parallelism 2: both nodes run every function (placement would otherwise pick one).
+    cfg = lambda n: upper_config(bootstrap_servers, n, f"{namespace}-{n}-in", f"{namespace}-{n}-out") + \
+        "parallelism: 2\n"
     wasm = UPPER_WASM.read_bytes()
     for n in ("f1", "f2", "f3", "f4"):
         client.create_function_from_bytes(wasm, cfg(n))
@@ -133,7 +135,8 @@ def test_garbage_on_the_control_topic_leaves_nodes_running_and_functions_intact(
         bootstrap_servers, namespace, client, nodes):
     node = nodes("n1")
     src, dst = f"{namespace}-in", f"{namespace}-out"
-    client.create_function_from_bytes(UPPER_WASM.read_bytes(), upper_config(bootstrap_servers, "keep", src, dst))
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(),  # parallelism 2: on n2 too, once it starts
+                                      upper_config(bootstrap_servers, "keep", src, dst) + "parallelism: 2\n")
     control = Topics(namespace).control
     p = Producer({"bootstrap.servers": bootstrap_servers})
     errors = []

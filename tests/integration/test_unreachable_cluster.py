@@ -64,3 +64,48 @@ def test_drop_of_a_function_on_an_unreachable_cluster_succeeds(two_functions):
     assert client.drop_function("bad") is True
     assert time.monotonic() - started < 20
     assert [f.name for f in client.show_functions().functions] == ["good"]
+
+
+def _forward(port: int, target: str) -> None:
+    """Accept on ``port`` and pipe every connection to ``target`` (host:port), in daemon threads."""
+    import socket
+    import threading
+
+    host, _, tport = target.rpartition(":")
+    server = socket.create_server(("127.0.0.1", port))
+
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            a.close(), b.close()
+
+    def serve():
+        while True:
+            client_side, _ = server.accept()
+            broker_side = socket.create_connection((host, int(tport)))
+            threading.Thread(target=pipe, args=(client_side, broker_side), daemon=True).start()
+            threading.Thread(target=pipe, args=(broker_side, client_side), daemon=True).start()
+    threading.Thread(target=serve, daemon=True).start()
+
+
+def test_a_function_whose_cluster_comes_back_is_running_again_without_a_record(
+        bootstrap_servers, namespace, client, nodes):
+    """FAILED while its cluster is out of reach; RUNNING once a retry gets through, though its
+    input stays idle (it used to stay FAILED until a record passed)."""
+    nodes("n1")
+    source, sink = f"{namespace}-in", f"{namespace}-out"
+    create_topic(bootstrap_servers, source)
+    port = free_port()
+    config = upper_config(bootstrap_servers, "later", source, sink).replace(
+        f'bootstrap_servers: "{bootstrap_servers}"\n        topic: {source}',
+        f'bootstrap_servers: "127.0.0.1:{port}"\n        topic: {source}')
+    client.create_function_from_bytes(UPPER_WASM.read_bytes(), config, wait=False)
+    failed = wait_until(lambda: (f := function_state(client, "later")) and f.status == "FAILED" and f, 60,
+                        "later FAILED while its cluster is out of reach")
+    assert "cannot be reached" in failed.error
+    _forward(port, bootstrap_servers)  # the cluster is there now (its metadata names the broker itself)
+    wait_until(lambda: function_state(client, "later").status == "RUNNING", 90, "later RUNNING again")

@@ -155,3 +155,23 @@ def test_a_status_record_on_the_control_topic_is_refused():
 def test_trailing_bytes_are_refused():
     with pytest.raises(DecodeError, match="trailing"):
         codec.decode(encode_function(SAMPLE) + b"x")
+
+
+def test_heartbeats_of_an_older_node_read_with_no_labels_and_no_footprint():
+    import io
+    import fastavro
+    old = codec._load(codec.HISTORY_DIR / "node_heartbeat.v1.avsc")
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old.parsed, {
+        "node_id": "n1", "host": "h", "pid": 7, "version": "0.1.0", "started_at": 1, "heartbeat_at": 2,
+        "interval_ms": 2000, "functions": 3})
+    data = codec.MAGIC + old.fingerprint + buf.getvalue()
+    assert data[2:10] != codec.schemas()["NodeHeartbeat"].fingerprint
+    table = status.apply(status.StatusTable(), b"node/n1", data)
+    assert table.nodes["n1"] == status.NodeHeartbeat("n1", "h", 7, "0.1.0", 1, 2, 2000, 3)
+    assert table.nodes["n1"].labels == {} and table.nodes["n1"].rss_bytes == 0
+
+
+def test_heartbeat_labels_and_footprint_round_trip():
+    hb = status.NodeHeartbeat("n1", "h", 7, "0.1.0", 1, 2, 2000, 3, {"zone": "a", "gpu": ""}, 123456, 17)
+    assert status.apply(status.StatusTable(), b"node/n1", status.encode_heartbeat(hb)).nodes["n1"] == hb

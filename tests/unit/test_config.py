@@ -688,3 +688,29 @@ def test_wasi_grants_do_not_apply_to_python_functions_in_their_own_process():
 def test_cpu_and_memory_limits():
     config = parse_config(PYTHON_PROCESSOR + "processor-runtime: {memory-limit-mb: 256, cpu-limit-seconds: 600}\n")
     assert (config.processor_runtime.memory_limit_mb, config.processor_runtime.cpu_limit_seconds) == (256, 600)
+
+
+def test_parallelism_and_placement_labels():
+    c = parse_config(yaml.safe_dump(mutated(lambda d: d.update(parallelism=2, placement={"labels": {
+        "zone": "a", "gpu": None, "tier": ""}}))))
+    assert c.parallelism == 2 and c.placement_labels == {"zone": "a", "gpu": "", "tier": ""}
+    plain = parse_config(yaml.safe_dump(base()))
+    assert plain.parallelism is None and plain.placement_labels == {}
+
+
+@pytest.mark.parametrize("value", [0, -1, 10_001, "2", True])
+def test_bad_parallelism_names_the_field(value):
+    exc = refused(mutated(lambda d: d.update(parallelism=value)))
+    assert exc.field == "parallelism"
+
+
+@pytest.mark.parametrize("placement,field", [
+    ({"label": {"zone": "a"}}, "placement.label"),
+    ({"labels": ["zone"]}, "placement.labels"),
+    ({"labels": {"zone": ["a"]}}, "placement.labels.zone"),
+    ({"labels": {"zo ne": "a"}}, "placement.labels.zo ne"),
+    ("zone=a", "placement"),
+])
+def test_bad_placement_names_the_field(placement, field):
+    exc = refused(mutated(lambda d: d.update(placement=placement)))
+    assert exc.field == field

@@ -86,7 +86,7 @@ def test_a_node_shows_what_it_holds_and_dies_after_missed_heartbeats():
     assert (view["alive"], view["instances"], view["partitions"], view["heartbeat_age_ms"]) == (True, 2, 2, 1000)
     assert view["functions"] == [{"name": "f", "state": "RUNNING", "partitions": ["t:0", "t:1"]},
                                  {"name": "g", "state": "STOPPED", "partitions": []}]
-    assert node_views(table, now_ms=20_000)[0]["alive"] is False  # 4 missed beats, and over 3 s
+    assert node_views(table, now_ms=20_000)[0]["alive"] is False  # 3 missed beats, and over 3 s
 
 
 def test_errors_per_second_is_the_growth_of_the_summed_node_counters():

@@ -79,3 +79,25 @@ def test_acting_on_the_diff_converges(desired, observed_raw):
         else:
             assert observed[name].state is ObservedState.STOPPED
     assert set(observed) == set(desired)
+
+
+def test_a_function_placed_elsewhere_is_let_go_and_one_never_run_here_is_left_alone():
+    observed = {"f": Observed(RUN, ObservedState.RUNNING)}
+    assert verbs({"f": RUN, "g": RUN}, observed) == [(Verb.START, "g")]
+    assert [(a.verb, a.name) for a in reconcile({"f": RUN, "g": RUN}, observed, here={"g"})] == \
+        [(Verb.UNPLACE, "f"), (Verb.START, "g")]
+    assert reconcile({"f": RUN}, {}, here=set()) == []
+
+
+@given(st.dictionaries(names, recs), st.dictionaries(names, st.tuples(recs, states)), st.sets(names))
+def test_acting_on_the_diff_converges_to_what_is_placed_here(desired, observed_raw, here):
+    observed = {n: Observed(r, s) for n, (r, s) in observed_raw.items()}
+    for action in reconcile(desired, observed, here):
+        after = None if action.verb is Verb.UNPLACE else _outcome(action.verb, action.record,
+                                                                   observed.get(action.name))
+        if after is None:
+            observed.pop(action.name)
+        else:
+            observed[action.name] = after
+    assert reconcile(desired, observed, here) == []
+    assert set(observed) == set(desired) & set(here)  # placed elsewhere: nothing kept, nothing reported
