@@ -187,7 +187,7 @@ def density(args: argparse.Namespace, bootstrap: str, n: int, workdir: Path, chi
     out: dict[str, Any] = {"functions": n}
     try:
         started = time.monotonic()
-        node.start(deadline.sub(120, "node start"))
+        node.start(deadline, wait=False)  # the status topic says when its functions run
         assert node.proc is not None
         reader = TopicReader(clients.reader(writer.settings, "bench-status"), writer.topics.status)
         seen: dict[str, str] = {}
