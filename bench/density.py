@@ -137,7 +137,7 @@ def create_topics_batched(bootstrap: str, names: list[str]) -> None:
 
 
 def running_count(reader, seen: dict[str, str], node_id: str) -> int:
-    """Follow the status topic; how many functions the node reports RUNNING."""
+    """Follow the status topic; how many functions the node reports RUNNING (or FAILED)."""
     from fs_bus.control import codec
 
     for msg in reader.poll(0.5, 5000):
@@ -149,7 +149,7 @@ def running_count(reader, seen: dict[str, str], node_id: str) -> int:
             seen.pop(fn, None)
         else:
             seen[fn] = codec.decode(msg.value())[1]["state"]
-    return sum(1 for s in seen.values() if s == "RUNNING")
+    return sum(1 for s in seen.values() if s in ("RUNNING", "FAILED"))  # FAILED: counted, reported apart
 
 
 def wake_latency(bootstrap: str, sources: list[str], sink: str, deadline: Deadline) -> list[float]:
@@ -195,6 +195,9 @@ def density(args: argparse.Namespace, bootstrap: str, n: int, workdir: Path, chi
             node.check()
             deadline.check(f"waiting for {n} functions RUNNING ({running_count(reader, seen, node.node_id)} are)")
         out["all_running_s"] = round(time.monotonic() - started, 1)
+        # A function whose first open failed (a timeout on a loaded machine) stays FAILED until
+        # a record gets through, though it runs: reported, not waited on.
+        out["failed"] = sorted(fn for fn, state in seen.items() if state == "FAILED")
         park_s = (60_000 if args.idle_park_ms is None else args.idle_park_ms) / 1000
         out["settled"] = settled(node.proc.pid, deadline.sub(args.settle + park_s, "settling"), park_s + 2)
         out["settled_after_s"] = round(time.monotonic() - started, 1)
