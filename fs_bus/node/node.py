@@ -120,7 +120,8 @@ class Node:
             next_counts = now_ms()
             while not stop.is_set():
                 changed = False
-                for msg in reader.poll(0.2):
+                # Short: an instance that changed state (_wake) is published once this returns.
+                for msg in reader.poll(0.05):
                     changed |= self._fold(msg)
                 if changed or self._wake.is_set():
                     self._wake.clear()
