@@ -20,11 +20,15 @@ class BenchNode:
         self.log_path = workdir / f"node-{node_id}.log"
         self.proc = None
 
-    def start(self, deadline: Deadline) -> BenchNode:
+    def start(self, deadline: Deadline, wait: bool = True) -> BenchNode:
+        """Start the node; with ``wait``, return once it reports alive (SHOW FUNCTIONS, which asks
+        every function's lag: slow with thousands of functions, so those benches follow the status)."""
         self.proc = self.children.start(
             [sys.executable, "-m", "fs_bus", "node", "--bootstrap-servers", self.bootstrap,
              "--namespace", self.namespace, "--node-id", self.node_id, "--cache-dir", str(self.cache_dir),
              "--heartbeat-interval", "0.5"], self.log_path)
+        if not wait:
+            return self
         with FsClient(bootstrap_servers=self.bootstrap, namespace=self.namespace) as client:
             while True:
                 self.check()

@@ -329,7 +329,18 @@ def probe(settings: KafkaSettings, timeout: float, interrupted: Callable[[], boo
     librdkafka retries an unreachable broker silently until a call's own timeout, so
     a caller that must answer in bounded time (a listing, a node starting a function)
     asks here first. Returns early when every broker refused the connection, or when
-    ``interrupted()`` turns true (e.g. the function is being stopped)."""
+    ``interrupted()`` turns true (e.g. the function is being stopped).
+
+    The process's shared admin client for the cluster, when there is one, answers first:
+    a new client costs threads and connections (a node starting hundreds of functions
+    probed each one's cluster)."""
+    known = _shared_admins.get((settings.bootstrap_servers, tuple(sorted(settings.properties.items()))))
+    if known is not None:
+        try:
+            known.list_topics(timeout=min(0.5, timeout))
+            return
+        except KafkaException:
+            pass  # down, or slow: the probe below says which, and why
     errors: list[KafkaError] = []
     made = AdminClient({**settings.base(), "client.id": _client_id("probe"), "error_cb": errors.append,
                         "logger": _rdkafka_log})

@@ -45,7 +45,7 @@ from fs_bus.node.function_topics import ensure_function_topics
 from fs_bus.node.outputs import Outputs, open_outputs
 from fs_bus.node.lag import read_lag
 from fs_bus.node.progress import Progress
-from fs_bus.node.parking import Berth, ParkingLot, alone_in_group, read_baselines
+from fs_bus.node.parking import Berth, ParkingLot
 from fs_bus.node.worker import PartitionWorker, ProcessorFactory, by_partition, source_watermarks, timed
 from fs_bus.observability.metrics import FunctionMetrics
 from fs_bus.runtime.base import Emitted
@@ -120,7 +120,7 @@ class FunctionInstance:
         self._named_topics = {t for t, _ in self._named_partitions}
         # Idle for processor-runtime.idle-park-ms, it closes its clients until a record comes.
         self._berth = Berth(name, parking, config.processor_runtime.idle_park_ms,
-                            settings.for_servers(config.inputs[0].bootstrap_servers))
+                            settings.for_servers(config.inputs[0].bootstrap_servers), config.group_id)
         self._reopening = False  # back from parking: its clusters and topics were checked before
 
     # --- lifecycle (called from the node's thread) ---
@@ -353,24 +353,15 @@ class FunctionInstance:
                 if self.state is ObservedState.FAILED and not pending and self._caught_up():
                     self._set(ObservedState.RUNNING)  # reopened after a failure and nothing is left behind
                 if not pending and self._berth.due(time.monotonic() - last_record):
-                    if self._plan_parking():
+                    with self._lock:
+                        held = {k: w.next_offset for k, w in self.workers.items()}
+                    if self._berth.plan(self._consumer, sorted(self._sources), held, self._processes):
                         return
                     last_record = time.monotonic()  # something left to read: idle afresh before trying again
 
-    def _plan_parking(self) -> bool:
-        """Whether the instance parks (fs_bus.node.parking): nothing is left to read and it is
-        its group's only member (parking one of several would hand its partitions to the
-        others, and their records would wake it again and again)."""
-        assert self._consumer is not None
-        if not alone_in_group(self._settings.for_servers(self.config.inputs[0].bootstrap_servers),
-                              self.config.group_id):
-            return False
-        with self._lock:
-            held = {k: w.next_offset for k, w in self.workers.items()}
-        wanted = self._named_partitions
-        self._berth.at = read_baselines(self._consumer, sorted(self._sources), held,
-                                        lambda t, p: t not in self._named_topics or (t, p) in wanted)
-        return self._berth.at is not None
+    def _processes(self, topic: str, partition: int) -> bool:
+        """Whether the instance processes this input partition (a config may name some)."""
+        return topic not in self._named_topics or (topic, partition) in self._named_partitions
 
     def _refresh_lag(self) -> None:
         """Each partition's lag (fs_bus.node.lag), for the metrics and the watchdog."""

@@ -134,7 +134,8 @@ class Node:
             next_placement = now_ms() + int(REFRESH_S * 1000)  # input partitions may grow
             while not stop.is_set():
                 changed = False
-                for msg in reader.poll(0.2):
+                # Short: an instance that changed state (_wake) is published once this returns.
+                for msg in reader.poll(0.05):
                     changed |= self._fold(msg)
                 self.membership.poll()
                 if self.membership.live(now_ms()) != self.live or now_ms() >= next_placement:

@@ -184,8 +184,9 @@ class ParkingLot:
 class Berth:
     """One instance's side of parking: when it is due, where it parked at, waiting to be woken."""
 
-    def __init__(self, name: str, lot: ParkingLot | None, park_after_ms: int, settings: KafkaSettings):
-        self.name = name
+    def __init__(self, name: str, lot: ParkingLot | None, park_after_ms: int, settings: KafkaSettings,
+                 group: str = ""):
+        self.name, self.group = name, group
         self._lot = lot
         self.park_after_s = park_after_ms / 1000 if lot is not None else 0.0
         self._settings = settings  # of the inputs' cluster
@@ -197,12 +198,22 @@ class Berth:
         """Whether an instance that saw no record for ``idle_s`` seconds should try to park."""
         return bool(self.park_after_s) and idle_s >= self.park_after_s
 
+    def plan(self, consumer: Consumer, topics: list[str], held: Mapping[Partition, int | None],
+             wanted: Callable[[str, int], bool]) -> bool:
+        """Whether the instance parks now: nothing left to read (``read_baselines``, kept in
+        ``at``), and it is its group's only member (parking one of several would hand its
+        partitions to the others, whose records would wake it again and again)."""
+        if not alone_in_group(self._settings, self.group):
+            return False
+        self.at = read_baselines(consumer, topics, held, wanted)
+        return self.at is not None
+
     def park(self, held: set[Partition], close: Callable[[], None]) -> None:
         """``close`` the instance's clients, then wait until woken (a record, a call, ``wake()``)."""
         assert self._lot is not None and self.at is not None
         baselines, self.at = self.at, None
+        self.held = frozenset(held)  # first: its status keeps showing them while it closes
         close()
-        self.held = frozenset(held)
         self._unpark.clear()
         self._lot.park(self.name, self._settings, baselines, self.wake)
         log.info("function %s: parked after %.0f s without records (held %s)", self.name, self.park_after_s,

@@ -53,6 +53,20 @@ def fold(table: StatusTable, msg: Message) -> StatusTable:
         return table
 
 
+def fold_into(table: StatusTable, msg: Message) -> StatusTable:
+    """``fold`` for a reader that owns ``table``: a record's value goes into it in place.
+
+    ``fold`` copies the table per record, so reading a status topic with n functions'
+    records cost n² copied entries; a client's CREATE reads it whole to wait on the
+    nodes. A tombstone (rare: a drop, a node's goodbye) still takes ``fold``'s road."""
+    if msg.value() is None:
+        return fold(table, msg)
+    one = fold(StatusTable(), msg)  # just this record, decoded (or nothing, logged)
+    table.nodes.update(one.nodes)
+    table.functions.update(one.functions)
+    return table
+
+
 class StatusReader:
     """A client's side: the status table as the topic holds it now, kept current while followed."""
 
@@ -62,7 +76,7 @@ class StatusReader:
         self._reader: TopicReader | None = None
 
     def _fold(self, msg: Message) -> None:
-        self.table = fold(self.table, msg)
+        self.table = fold_into(self.table, msg)
 
     @classmethod
     def read(cls, open_reader: Callable[[], TopicReader]) -> StatusTable:

@@ -85,3 +85,30 @@ def test_a_status_round_trips_with_its_error_count_and_an_older_one_reads_as_no_
     assert old.fingerprint != codec.schemas()["FunctionStatus"].fingerprint
     (st,) = status.apply(StatusTable(), key, written_before).of_function("f").values()
     assert st.errors == 0 and st.partitions == ("in:0",)
+
+
+def test_folding_in_place_gives_the_table_folding_by_copy_gives() -> None:
+    from fs_bus.status.store import fold_into
+
+    @dataclass
+    class Rec:
+        k: bytes
+        v: bytes | None
+
+        def key(self): return self.k
+        def value(self): return self.v
+        def topic(self): return "ns.status"
+        def partition(self): return 0
+        def offset(self): return 0
+
+    def st(fn: str, node: str, revision: int) -> Rec:
+        return Rec(status.function_key(fn, node), status.encode_status(
+            FunctionStatus(fn, node, revision, ObservedState.RUNNING, None, ("t:0",), 1)))
+
+    log = [st("f", "n1", 1), st("g", "n1", 1), st("f", "n2", 1), st("f", "n1", 2),
+           Rec(status.function_key("g", "n1"), None), Rec(b"garbage", b"\x00"), st("g", "n2", 3)]
+    copied, in_place = StatusTable(), StatusTable()
+    for rec in log:
+        copied = fold(copied, rec)
+        in_place = fold_into(in_place, rec)
+    assert in_place == copied and set(in_place.functions) == {("f", "n1"), ("f", "n2"), ("g", "n2")}
