@@ -184,7 +184,8 @@ def node_views(table: StatusTable, now_ms: int) -> list[dict[str, Any]]:
             "node_id": hb.node_id, "host": hb.host, "pid": hb.pid, "version": hb.version,
             "alive": hb.node_id in live, "started_at": hb.started_at, "heartbeat_at": hb.heartbeat_at,
             "heartbeat_age_ms": max(0, now_ms - hb.heartbeat_at), "interval_ms": hb.interval_ms,
-            "instances": hb.functions,
+            "instances": hb.functions, "labels": dict(sorted(hb.labels.items())),
+            "rss_bytes": hb.rss_bytes or None, "threads": hb.threads or None,
             "functions": [{"name": fn, "state": v[0], "partitions": v[1:]} for fn, v in functions.items()],
             "partitions": sum(len(v) - 1 for v in functions.values()),
         })

@@ -85,7 +85,7 @@ def test_an_operator_sees_both_functions_watches_records_flow_reads_a_log_line_a
     words, src = f"{namespace}-words", f"{namespace}-in"
     create_topic(bootstrap_servers, words)
     create_topic(bootstrap_servers, src, partitions=2)
-    nodes("n1")
+    nodes("n1", args=("--label", "zone=a"))
     assert client.create_function_from_bytes(UPPER_WASM.read_bytes(),
                                              upper_config(bootstrap_servers, "upper", src, f"{src}-out"))
     assert client.create_python_function("Printer", [("printer_fn", PRINTER_SOURCE)],
@@ -133,6 +133,8 @@ def test_an_operator_sees_both_functions_watches_records_flow_reads_a_log_line_a
 
         page.click("#nav-nodes")
         page.until_text('tr[data-node="n1"]', lambda t: "alive" in t and "upper" in t, "n1 on the nodes page")
+        page.until_text('tr[data-node="n1"] .labels', lambda t: t == "zone=a", "n1's label")
+        page.until_text('tr[data-node="n1"] .memory', lambda t: t.endswith("MiB"), "n1's memory")
         page.shoot_both_themes("nodes")
     finally:
         console.close()

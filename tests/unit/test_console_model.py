@@ -118,3 +118,13 @@ def test_a_functions_page_lists_its_code_revisions_newest_first_and_marks_the_li
         [(2, True, "config: parallelism"), (1, False, "created")]
     assert detail["revisions"][0]["config_digest"] != detail["revisions"][1]["config_digest"]
     assert detail["node_reports"][0]["code_revision"] == 2
+
+
+def test_a_node_shows_its_labels_memory_and_threads_and_unknown_ones_as_none():
+    hb = NodeHeartbeat("n1", "host", 7, "0.1.0", 0, 10_000, 1000, 0, labels={"zone": "a", "gpu": ""},
+                       rss_bytes=64 << 20, threads=23)
+    old = NodeHeartbeat("n0", "host", 8, "0.0.9", 0, 10_000, 1000, 0)  # a node from before labels and memory
+    views = {v["node_id"]: v for v in node_views(StatusTable(nodes={"n1": hb, "n0": old}), now_ms=11_000)}
+    assert (views["n1"]["labels"], views["n1"]["rss_bytes"], views["n1"]["threads"]) == \
+        ({"gpu": "", "zone": "a"}, 64 << 20, 23)
+    assert (views["n0"]["labels"], views["n0"]["rss_bytes"], views["n0"]["threads"]) == ({}, None, None)

@@ -198,6 +198,20 @@ function functionView(d, name) {
   ];
 }
 
+function labelList(labels) {
+  const entries = Object.entries(labels || {});
+  if (!entries.length) return h("span", { class: "muted" }, "—");
+  return h("ul", { class: "plain" }, entries.map(([k, v]) => h("li", {}, h("code", {}, v ? `${k}=${v}` : k))));
+}
+
+function fmtBytes(n) {
+  if (n === null || n === undefined) return "—";
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
 function nodesView(d) {
   const rows = d.nodes.map((n) => h("tr", { "data-node": n.node_id },
     h("th", { scope: "row" }, n.node_id),
@@ -205,16 +219,18 @@ function nodesView(d) {
     h("td", {}, `${n.host} (pid ${n.pid})`), h("td", {}, n.version),
     h("td", {}, `${ago(n.heartbeat_age_ms)} (every ${n.interval_ms / 1000} s)`),
     h("td", {}, fmtTime(n.started_at)),
+    h("td", { class: "labels" }, labelList(n.labels)),
+    h("td", { class: "num memory" }, fmtBytes(n.rss_bytes)), h("td", { class: "num" }, fmtNum(n.threads)),
     h("td", { class: "num" }, n.instances), h("td", { class: "num" }, n.partitions),
     h("td", {}, n.functions.length ? h("ul", { class: "plain" }, n.functions.map((f) => h("li", {},
       h("a", { href: `#/functions/${encodeURIComponent(f.name)}` }, f.name), " ", badge(f.state),
       f.partitions.length ? ` ${f.partitions.join(", ")}` : ""))) : h("span", { class: "muted" }, "—"))));
   return [h("h1", {}, "Nodes"), h("table", { id: "nodes" },
     h("caption", {}, `${d.nodes.filter((n) => n.alive).length} live node(s); heartbeats from the status topic`),
-    h("thead", {}, h("tr", {}, ["Node", "", "Host", "Version", "Last heartbeat", "Started", "Instances",
-      "Partitions", "Functions (state, partitions held)"].map((t, i) =>
-      h("th", { scope: "col", class: i === 6 || i === 7 ? "num" : null }, i === 1 ? h("span", { class: "visually-hidden" }, "Alive") : t)))),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 9, class: "muted" },
+    h("thead", {}, h("tr", {}, ["Node", "", "Host", "Version", "Last heartbeat", "Started", "Labels", "Memory",
+      "Threads", "Instances", "Partitions", "Functions (state, partitions held)"].map((t, i) =>
+      h("th", { scope: "col", class: i >= 7 && i <= 10 ? "num" : null }, i === 1 ? h("span", { class: "visually-hidden" }, "Alive") : t)))),
+    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 12, class: "muted" },
       "No node has reported. Start one with fs-bus node (or fs-bus local up)."))))];
 }
 
