@@ -44,7 +44,8 @@ def _prefixed(resource: ResourceType, principal: str, prefix: str, *ops: AclOper
 
 def node_acls(principal: str, topics: Topics) -> list[AclBinding]:
     return [*_topic(principal, topics.control, _R, _W, _D), *_topic(principal, topics.artifacts, _R, _D),
-            *_topic(principal, topics.status, _W, _D), *_topic(principal, topics.calls, _R, _D),
+            # status: heartbeats and function status out; the live nodes read back for placement
+            *_topic(principal, topics.status, _R, _W, _D), *_topic(principal, topics.calls, _R, _D),
             *_topic(principal, topics.replies, _W, _D), *_topic(principal, topics.logs, _W, _D),
             # functions' state: the node creates each changelog, writes it and restores from it
             *_prefixed(ResourceType.TOPIC, principal, f"{topics.namespace}.changelog.", AclOperation.CREATE, _R, _W, _D),
