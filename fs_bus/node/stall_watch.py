@@ -39,6 +39,18 @@ class Watched(Protocol):
 Probe = Callable[[KafkaSettings, float], None]  # raises when the cluster does not answer
 
 
+def session_timeout_s(config: FunctionConfig) -> float:
+    """The group session timeout of the function's consumer: after an outage, it may take that
+    long to find its membership lapsed and rejoin (the watchdog waits for it on top)."""
+    ms: object = clients.FUNCTION_CONSUMER_DEFAULTS["session.timeout.ms"]
+    for i in config.inputs:
+        ms = i.properties.get("session.timeout.ms", ms)
+    try:
+        return int(str(ms)) / 1000
+    except ValueError:  # librdkafka refuses it when the instance opens, with the key's path
+        return 0.0
+
+
 class StallWatch:
     def __init__(self, settings: KafkaSettings, instances: Callable[[], Iterable[Watched]],
                  probe: Probe = clients.probe):
@@ -67,13 +79,14 @@ class StallWatch:
         if inst.state is ObservedState.STOPPED or inst.progress.asked:
             return watch
         timeout_s = inst.config.processor_runtime.stall_timeout_ms / 1000
-        decision = judge(watch, inst.progress.sample(), timeout_s)
+        recover_s = session_timeout_s(inst.config)
+        decision = judge(watch, inst.progress.sample(), timeout_s, recover_s)
         if decision.verdict is Verdict.PROBE:
             reachable = self._reachable(inst.config)
             if not reachable:
                 log.info("function %s: no progress for %.0f s, but its cluster does not answer: an outage, "
                          "not a stall", inst.name, decision.stalled_s)
-            decision = judge(watch, inst.progress.sample(reachable), timeout_s)
+            decision = judge(watch, inst.progress.sample(reachable), timeout_s, recover_s)
         if decision.verdict in (Verdict.RESTART, Verdict.FAIL):
             log.warning("function %s: %s", inst.name, decision.status)
             inst.progress.request(decision)

@@ -5,7 +5,9 @@ lag grows. So an instance that holds partitions with work to do (records behind,
 results not yet committed) and makes no progress (no record processed, no output
 acknowledged, no commit) for ``processor-runtime: stall-timeout-ms`` is replaced from
 its last commit. A cluster that cannot be reached is an outage, not a stall: the
-clock starts again once it answers. A stall that repeats (``STALLS_TO_FAIL`` within
+clock starts again once it answers, and until the instance makes progress again it is
+given the time its clients need to recover on top (a consumer whose group session
+lapsed during the outage only finds out, and rejoins, after its session timeout). A stall that repeats (``STALLS_TO_FAIL`` within
 ``STALL_WINDOW_S``) marks the function FAILED with the reason, retried with back-off
 like any failure, so that someone is told.
 
@@ -45,6 +47,7 @@ class Watch:
     quiet_since: float | None = None  # since when it has had work, its cluster answering, and no progress
     stalls: tuple[float, ...] = ()  # when it was found stalled, within the window
     down_at: float | None = None  # when its cluster was last found not answering
+    back_at: float | None = None  # when it answered again after that, while no progress has been made since
 
 
 @dataclass(frozen=True)
@@ -64,25 +67,27 @@ class Decision:
         return f"stalled: restarted (partitions {parts}, stalled {self.stalled_s:.0f} s)"
 
 
-def judge(watch: Watch, sample: Sample, timeout_s: float) -> Decision:
+def judge(watch: Watch, sample: Sample, timeout_s: float, recover_s: float = 0.0) -> Decision:
     """The verdict on ``sample``, and what to remember for the next one.
 
     ``timeout_s`` 0 turns the watchdog off. The stall clock starts at the latest of: the
     last progress, the first sample with work to do, the cluster answering again (a whole
-    timeout is given after an outage, whatever was due during it)."""
+    timeout is given after an outage, whatever was due during it, plus ``recover_s`` until
+    the instance makes progress again)."""
     if timeout_s <= 0 or not sample.behind:
         return Decision(Verdict.OK, Watch(None, watch.stalls))
     if sample.reachable is False:
         return Decision(Verdict.OK, Watch(None, watch.stalls, down_at=sample.now))
     since = sample.now if watch.quiet_since is None else watch.quiet_since
-    quiet = replace(watch, quiet_since=since)
+    back_at = watch.back_at if watch.back_at is not None and sample.progress_at <= watch.back_at else None
+    quiet = replace(watch, quiet_since=since, back_at=back_at)
     stalled_s = sample.now - max(since, sample.progress_at)
-    if stalled_s < timeout_s:
+    if stalled_s < timeout_s + (recover_s if back_at is not None else 0.0):
         return Decision(Verdict.OK, quiet)
     if sample.reachable is None:
         return Decision(Verdict.PROBE, quiet, sample.behind, stalled_s)
-    if watch.down_at is not None and sample.progress_at <= watch.down_at:
-        return Decision(Verdict.OK, Watch(sample.now, watch.stalls))  # it answers again: the clock starts now
+    if watch.down_at is not None and sample.progress_at <= watch.down_at:  # it answers again: the clock starts now
+        return Decision(Verdict.OK, Watch(sample.now, watch.stalls, back_at=sample.now))
     stalls = tuple(t for t in watch.stalls if sample.now - t < STALL_WINDOW_S) + (sample.now,)
     after = Watch(None, stalls)
     verdict = Verdict.FAIL if len(stalls) >= STALLS_TO_FAIL else Verdict.RESTART

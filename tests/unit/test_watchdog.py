@@ -173,7 +173,11 @@ def test_the_shell_probes_the_cluster_before_it_restarts_and_leaves_an_outage_al
         watch.tick()
     assert probed and not inst.progress.asked  # the cluster did not answer: an outage
     down[0] = False
-    for t in range(6, 12):
+    for t in range(6, 17):
+        inst.clock[0] = float(t)
+        watch.tick()
+    assert not inst.progress.asked  # it answers again: the timeout, and the consumer's session timeout (10 s)
+    for t in range(17, 22):
         inst.clock[0] = float(t)
         watch.tick()
     assert inst.progress.asked
@@ -191,3 +195,44 @@ def test_stall_timeout_is_validated_and_defaults_to_30_s():
         parse_config(CONFIG.format(servers="b:1", timeout=999))
     with pytest.raises(InvalidConfig, match="processor-runtime.stall-timeout-ms: must be a non-negative integer"):
         parse_config(CONFIG.format(servers="b:1", timeout=-5))
+
+
+def test_after_an_outage_the_clients_get_their_recovery_time_on_top_until_progress():
+    # 100 s away, then it answers: restarted only after the timeout plus the recovery time ...
+    away = [(False, True, False)] * 100
+    plan = away + [(False, True, True)] * 200
+    restarts = [now for now, d in drive_recovering(plan, recover=20.0) if d.verdict is Verdict.RESTART]
+    answered = [now for now, d in drive_recovering(plan, recover=20.0) if d.watch.back_at == now]
+    assert answered and restarts[0] - answered[0] == TIMEOUT + 20.0
+    # ... and a later stall, once it made progress, gets the timeout alone
+    plan = away + [(True, True, True)] * 5 + [(False, True, True)] * 60
+    assert [now for now, d in drive_recovering(plan, recover=20.0) if d.verdict is Verdict.RESTART] == [105 + TIMEOUT]
+
+
+def drive_recovering(plan, recover: float):
+    watch, progress_at, verdicts = Watch(), 0.0, []
+    for i, (progressed, busy, answers) in enumerate(plan):
+        now = float(i + 1)
+        progress_at = now if progressed else progress_at
+        d = judge(watch, Sample(now, P0 if busy else (), progress_at), TIMEOUT, recover)
+        if d.verdict is Verdict.PROBE:
+            d = judge(watch, Sample(now, P0 if busy else (), progress_at, answers), TIMEOUT, recover)
+        progress_at = now if d.verdict is Verdict.RESTART else progress_at
+        verdicts.append((now, d))
+        watch = d.watch
+    return verdicts
+
+
+@given(steps, st.floats(0, 60))
+def test_recovery_time_never_makes_a_stall_come_sooner(plan, recover):
+    plain = [now for now, d in drive(plan) if d.verdict is not Verdict.OK and d.verdict is not Verdict.PROBE]
+    slower = [now for now, d in drive_recovering(plan, recover) if d.verdict in (Verdict.RESTART, Verdict.FAIL)]
+    assert not slower or not plain or slower[0] >= plain[0]
+
+
+def test_the_recovery_time_is_the_consumers_session_timeout():
+    from fs_bus.node.stall_watch import session_timeout_s
+    assert session_timeout_s(_Instance(2000).config) == 10.0  # fs-bus's default for function consumers
+    cfg = parse_config(CONFIG.format(servers="b:9092", timeout=2000).replace(
+        "group_id: g}", "group_id: g, session.timeout.ms: 30000}"))
+    assert session_timeout_s(cfg) == 30.0
