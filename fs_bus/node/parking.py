@@ -99,6 +99,11 @@ def read_baselines(consumer: Consumer, topics: list[str], held: Mapping[Partitio
         unknown = [TopicPartition(t, p) for (t, p), offset in held.items() if offset is None]
         for tp in consumer.position(unknown) if unknown else []:
             positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
+        # Nothing fetched since it was assigned (reopened with nothing new, as after a node
+        # restart): it reads on from its group's committed offset.
+        unfetched = [TopicPartition(t, p) for (t, p), offset in positions.items() if offset is None]
+        for tp in consumer.committed(unfetched, timeout=MARKS_TIMEOUT_S) if unfetched else []:
+            positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
     except KafkaException as exc:
         log.debug("parking: watermarks of %s not read: %s", topics, exc)
         return None
