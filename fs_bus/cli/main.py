@@ -8,6 +8,7 @@ Exit codes (scripts may rely on them; ``fs-bus --help`` lists them): see EXIT_CO
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -66,9 +67,15 @@ def cli(log_level: str) -> None:
 @click.option("--label", "labels", multiple=True, callback=parse_labels, metavar="KEY[=VALUE]",
               help="A label of this node, e.g. zone=a or gpu; repeatable. A function's placement.labels "
                    "runs it only on nodes that have them.")
+@click.option("--max-kafka-clients", type=click.IntRange(1), envvar="FS_BUS_MAX_KAFKA_CLIENTS", default=None,
+              help="The most Kafka clients the node holds at once (a busy function holds a consumer and a "
+                   "producer); beyond it functions wait, and idle ones park to make room "
+                   "[env FS_BUS_MAX_KAFKA_CLIENTS; default and upper bound: the process's thread-local keys "
+                   "less 64, 960 on Linux].")
 def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], node_id: str | None,
          cache_dir: Path | None, heartbeat_interval: float, trusted_keys: tuple[Path, ...],
-         metrics_port: int | None, metrics_address: str, labels: dict[str, str]) -> None:
+         metrics_port: int | None, metrics_address: str, labels: dict[str, str],
+         max_kafka_clients: int | None) -> None:
     """Run a node: follow the control topic and run the functions it describes.
 
     Its functions' log lines go to the logs topic (read them with fs-bus logs NAME).
@@ -81,11 +88,13 @@ def node(bootstrap_servers: str, namespace: str, kafka_config: dict[str, str], n
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: every thread's stack to stderr
     try:
         n = Node(KafkaSettings.resolve(bootstrap_servers, kafka_config),
                  NodeOptions(node_id=node_id or "", namespace=namespace, cache_dir=cache_dir,
                              heartbeat_interval_s=heartbeat_interval, trusted_keys=trusted_keys,
-                             metrics_port=metrics_port, metrics_address=metrics_address, labels=labels))
+                             metrics_port=metrics_port, metrics_address=metrics_address, labels=labels,
+                             max_kafka_clients=max_kafka_clients))
         n.run(stop)
     except FsBusError as exc:
         err_console.print(f"[red]error:[/] {exc}")

@@ -13,17 +13,19 @@ import socket
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from fs_bus.errors import AccessDenied, FsBusError, InvalidConfig, KafkaUnavailable
+from fs_bus.kafka.budget import BUDGET, ClientLimitReached
 from fs_bus.kafka.settings import KafkaSettings
 
 if TYPE_CHECKING:
     from fs_bus.config.model import FunctionConfig
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 # librdkafka's own log lines go through Python logging, not straight to stderr.
 _rdkafka_log = logging.getLogger("fs_bus.librdkafka")
@@ -114,7 +116,27 @@ class _Consumer(Consumer):
     principal = ""
 
 
-def producer(settings: KafkaSettings, role: str, **overrides: Any) -> Producer:
+def _make(cls: Callable[[dict[str, Any]], T], conf: dict[str, Any], role: str, principal: str = "",
+          wait: bool = True) -> T:
+    """A client of ``cls``, counted against the process's budget of clients (fs_bus.kafka.budget)."""
+    BUDGET.acquire(role, wait=wait)
+    try:
+        made = cls(conf)
+    except RuntimeError as exc:  # out of thread-local keys though the budget had room: other code holds them
+        BUDGET.release()
+        if "thread local storage" in str(exc):
+            raise ClientLimitReached(BUDGET.exhausted(role)) from None
+        raise
+    except BaseException:
+        BUDGET.release()
+        raise
+    if principal:
+        made.principal = principal  # type: ignore[attr-defined]
+    return BUDGET.track(made)
+
+
+def producer(settings: KafkaSettings, role: str, wait: bool = True, **overrides: Any) -> Producer:
+    """A producer; ``wait=False``: never wait for a client slot (fs_bus.kafka.budget)."""
     conf: dict[str, Any] = {
         **settings.base(),
         "client.id": _client_id(role),
@@ -125,13 +147,13 @@ def producer(settings: KafkaSettings, role: str, **overrides: Any) -> Producer:
         "logger": _rdkafka_log,
         **overrides,
     }
-    made = _Producer(conf)
-    made.principal = settings.principal
-    return made
+    return _make(_Producer, conf, role, settings.principal, wait)
 
 
-def consumer(settings: KafkaSettings, role: str, group_id: str | None = None, **overrides: Any) -> Consumer:
-    """A consumer; without ``group_id`` it is for ``assign()`` only and commits nothing."""
+def consumer(settings: KafkaSettings, role: str, group_id: str | None = None, wait: bool = True,
+             **overrides: Any) -> Consumer:
+    """A consumer; without ``group_id`` it is for ``assign()`` only and commits nothing. ``wait=False``:
+    never wait for a client slot (fs_bus.kafka.budget)."""
     conf: dict[str, Any] = {
         **settings.base(),
         "client.id": _client_id(role),
@@ -145,9 +167,7 @@ def consumer(settings: KafkaSettings, role: str, group_id: str | None = None, **
         "logger": _rdkafka_log,
         **overrides,
     }
-    made = _Consumer(conf)
-    made.principal = settings.principal
-    return made
+    return _make(_Consumer, conf, role, settings.principal, wait)
 
 
 class _Admin(AdminClient):
@@ -155,10 +175,8 @@ class _Admin(AdminClient):
 
 
 def admin(settings: KafkaSettings) -> AdminClient:
-    made = _Admin({**settings.base(), "client.id": _client_id("admin"), "error_cb": _on_error,
-                   "logger": _rdkafka_log})
-    made.principal = settings.principal
-    return made
+    return _make(_Admin, {**settings.base(), "client.id": _client_id("admin"), "error_cb": _on_error,
+                          "logger": _rdkafka_log}, "admin", settings.principal, wait=False)
 
 
 _shared_admins: dict[tuple, AdminClient] = {}
@@ -221,8 +239,9 @@ def inputs_producer(settings: KafkaSettings, function: str, on_delivery: Any) ->
 
 
 def changelog_reader(settings: KafkaSettings) -> Consumer:
-    """Replays a changelog partition: committed records only, so an aborted transaction's never count."""
-    return consumer(settings, "changelog-restore", **{"isolation.level": "read_committed",
+    """Replays a changelog partition: committed records only, so an aborted transaction's never count.
+    Short-lived, and made while its function holds its other clients: it never waits for a slot."""
+    return consumer(settings, "changelog-restore", wait=False, **{"isolation.level": "read_committed",
                                                       "enable.partition.eof": True})
 
 
@@ -342,8 +361,8 @@ def probe(settings: KafkaSettings, timeout: float, interrupted: Callable[[], boo
         except KafkaException:
             pass  # down, or slow: the probe below says which, and why
     errors: list[KafkaError] = []
-    made = AdminClient({**settings.base(), "client.id": _client_id("probe"), "error_cb": errors.append,
-                        "logger": _rdkafka_log})
+    made = _make(AdminClient, {**settings.base(), "client.id": _client_id("probe"), "error_cb": errors.append,
+                               "logger": _rdkafka_log}, "probe", wait=False)
     deadline = time.monotonic() + timeout
     while True:
         try:

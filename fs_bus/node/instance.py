@@ -37,12 +37,13 @@ from fs_bus.errors import (
     RecordFailed, Stalled,
 )
 from fs_bus.kafka import clients
+from fs_bus.kafka.budget import BUDGET
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.types import Consumer, KafkaError, Message, TopicPartition
 from fs_bus.node.commit import commit_point
 from fs_bus.node.error_policy import RecordErrors, dead_letter_headers
 from fs_bus.node.function_topics import ensure_function_topics
-from fs_bus.node.outputs import Outputs, open_outputs
+from fs_bus.node.outputs import Outputs, clients_needed, open_outputs
 from fs_bus.node.lag import read_lag
 from fs_bus.node.progress import Progress
 from fs_bus.node.parking import Berth, ParkingLot
@@ -250,12 +251,11 @@ class FunctionInstance:
             if created := ensure_function_topics(self._settings, cfg, self._changelogs):
                 log.info("function %s: created missing topics %s", self.name, created)
         self._reopening = False
-        props: dict[str, str] = {}
-        for i in cfg.inputs:
-            props.update(i.properties)
-        self._consumer = clients.function_consumer(in_settings, self.name, cfg.group_id, props)
-        self._outputs = open_outputs(self.name, cfg, self._settings, self._consumer, self._stop,
-                                     self._transactional_id, self.progress)
+        props = {k: v for i in cfg.inputs for k, v in i.properties.items()}
+        with BUDGET.reserve(clients_needed(cfg), f"fn-{self.name}"):  # all at once: fs_bus.kafka.budget
+            self._consumer = clients.function_consumer(in_settings, self.name, cfg.group_id, props)
+            self._outputs = open_outputs(self.name, cfg, self._settings, self._consumer, self._stop,
+                                         self._transactional_id, self.progress)
         self._emit = self._outputs.emit
         self.progress.reset()
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,

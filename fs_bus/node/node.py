@@ -23,7 +23,7 @@ from fs_bus.calls.records import CallReply, encode_reply
 from fs_bus.calls.router import route
 from fs_bus.clock import now_ms
 from fs_bus.control.store import ControlState
-from fs_bus.kafka import clients
+from fs_bus.kafka import budget, clients
 from fs_bus.kafka.log import TopicReader
 from fs_bus.kafka.partitions import REFRESH_S, PartitionCounts
 from fs_bus.kafka.settings import KafkaSettings
@@ -60,6 +60,7 @@ class NodeOptions:
     metrics_port: int | None = None  # serve Prometheus metrics on it; None: don't, 0: any free port
     metrics_address: str = "0.0.0.0"
     labels: dict[str, str] = field(default_factory=dict)  # --label zone=a --label gpu: for placement.labels
+    max_kafka_clients: int | None = None  # --max-kafka-clients: the process's budget (fs_bus.kafka.budget)
 
 
 @dataclass
@@ -74,6 +75,8 @@ class Node:
     def __init__(self, settings: KafkaSettings, options: NodeOptions):
         self.settings = settings
         self.options = options
+        if options.max_kafka_clients is not None:
+            budget.set_limit(options.max_kafka_clients)
         self.node_id = options.node_id or socket.gethostname()
         self.topics = Topics(options.namespace)
         cache_dir = options.cache_dir or default_cache_dir()

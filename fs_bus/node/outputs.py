@@ -252,6 +252,12 @@ class TransactionalOutputs(Outputs):
         self._txn = None
 
 
+def clients_needed(config: FunctionConfig) -> int:
+    """The Kafka clients an open instance holds: its consumer, and a producer per cluster it writes
+    to (its inputs' cluster too: changelogs, dead letters)."""
+    return 1 + len({config.inputs[0].bootstrap_servers, *(o.bootstrap_servers for o in config.outputs)})
+
+
 def open_outputs(name: str, config: FunctionConfig, settings: KafkaSettings, consumer: Consumer,
                  stop: threading.Event, transactional_id: str | None, progress: Progress | None = None) -> Outputs:
     """The outputs the function's ``processing.guarantee`` asks for."""

@@ -28,6 +28,7 @@ from typing import Callable, Mapping
 
 from fs_bus.errors import FsBusError, KafkaUnavailable
 from fs_bus.kafka import clients, groups
+from fs_bus.kafka.budget import BUDGET
 from fs_bus.kafka.settings import KafkaSettings
 from fs_bus.kafka.types import Consumer, KafkaException, TopicPartition
 from fs_bus.kafka.watermarks import Partition, high_watermarks
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 # to wake (then it rejoins its group: about 0.1-0.5 s more on a local broker).
 PROBE_INTERVAL_S = 1.0
 MARKS_TIMEOUT_S = 5.0
+# Idle this long, an instance parks at once when another waits for a Kafka client.
+SHORT_OF_CLIENTS_PARK_S = 5.0
 
 
 def park_baselines(positions: Mapping[Partition, int | None],
@@ -198,10 +201,16 @@ class Berth:
         self.at: dict[Partition, int] | None = None  # where to watch from, once the loop decided to park
         self.held: frozenset[Partition] | None = None  # what the instance held, while parked
         self._unpark = threading.Event()
+        self.idle_s = 0.0  # how long it had been idle when it last asked to park
 
     def due(self, idle_s: float) -> bool:
-        """Whether an instance that saw no record for ``idle_s`` seconds should try to park."""
-        return bool(self.park_after_s) and idle_s >= self.park_after_s
+        """Whether an instance that saw no record for ``idle_s`` seconds should try to park:
+        after ``park_after_s``, or after ``SHORT_OF_CLIENTS_PARK_S`` while the process is out
+        of Kafka clients and another instance waits for one (fs_bus.kafka.budget)."""
+        if not self.park_after_s:
+            return False
+        self.idle_s = idle_s
+        return idle_s >= self.park_after_s or (idle_s >= SHORT_OF_CLIENTS_PARK_S and BUDGET.short())
 
     def plan(self, consumer: Consumer, topics: list[str], held: Mapping[Partition, int | None],
              wanted: Callable[[str, int], bool]) -> bool:
@@ -221,8 +230,8 @@ class Berth:
         close()
         self._unpark.clear()
         self._lot.park(self.name, self._settings, baselines, self.wake)
-        log.info("function %s: parked after %.0f s without records (held %s)", self.name, self.park_after_s,
-                 sorted(held))
+        log.info("function %s: parked after %.0f s without records (held %s)%s", self.name, self.idle_s,
+                 sorted(held), " to free Kafka clients" if self.idle_s < self.park_after_s else "")
         self._unpark.wait()
         self._lot.unpark(self.name)
         self.held = None

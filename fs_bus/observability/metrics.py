@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from fs_bus.errors import FsBusError
+from fs_bus.kafka.budget import BUDGET
 
 PREFIX = "fs_bus"
 ENV_METRICS_PORT = "FS_BUS_METRICS_PORT"
@@ -69,6 +70,19 @@ class _Live(Collector):
         yield instances
         yield assigned
         yield lag
+        clients = GaugeMetricFamily(metric_name("kafka_clients"),
+                                    "Kafka clients (producers, consumers, admin) this process holds.")
+        clients.add_metric([], BUDGET.in_use)
+        yield clients
+        limit = GaugeMetricFamily(metric_name("kafka_clients_limit"),
+                                  "The most Kafka clients this process may hold (--max-kafka-clients); "
+                                  "functions wait for one beyond it, and idle ones park to make room.")
+        limit.add_metric([], BUDGET.limit)
+        yield limit
+        waiting = GaugeMetricFamily(metric_name("kafka_clients_waiting"),
+                                    "Kafka clients being waited for because the limit is reached.")
+        waiting.add_metric([], BUDGET.waiting)
+        yield waiting
 
     def describe(self):
         return []  # collected at scrape time only; keeps registration from calling collect()

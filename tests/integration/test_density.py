@@ -7,7 +7,9 @@ import pytest
 
 from fs_bus.kafka import clients, groups
 from fs_bus.kafka.settings import KafkaSettings
-from tests.integration.harness import UPPER_WASM, OutputReader, function_state, produce, upper_config, wait_until
+from fs_bus.local.broker import free_port
+from tests.integration.harness import (UPPER_WASM, OutputReader, function_state, produce, read_topic, upper_config,
+                                       wait_until)
 
 
 def parking_config(bootstrap: str, name: str, src: str, dst: str, guarantee: str) -> str:
@@ -66,3 +68,39 @@ def test_stopping_a_parked_function_stops_it(bootstrap_servers, namespace, clien
     assert client.start_function("upper")
     assert out.wait_for(2) == [(b"k", b"A"), (b"k", b"B")]
     out.close()
+
+
+def test_functions_beyond_the_nodes_kafka_clients_wait_for_idle_ones_to_park(bootstrap_servers, namespace, client,
+                                                                            nodes):
+    """A process may hold only so many Kafka clients (fs_bus.kafka.budget). With room for one
+    open function, three all start and all process their records: each waits for a client,
+    and an idle one parks early to make room; nothing fails."""
+    names = ["f1", "f2", "f3"]
+    configs = {n: upper_config(bootstrap_servers, n, f"{namespace}-{n}-in", f"{namespace}-{n}-out") for n in names}
+    wasm = UPPER_WASM.read_bytes()
+    # What the node holds with one function open and working: its own clients, and the function's.
+    first = nodes("n1", metrics_port=free_port())
+    client.create_function_from_bytes(wasm, configs["f1"])
+    produce(bootstrap_servers, f"{namespace}-f1-in", [(b"k", b"a")])
+    assert read_topic(bootstrap_servers, f"{namespace}-f1-out", 1)[0].value() == b"A"
+    one_open = int(first.metrics()["fs_bus_kafka_clients"])
+    first.proc.terminate()  # leaves its groups cleanly
+    first.proc.wait(30)
+
+    limit = one_open + 1  # the node's own clients, one open function, and one to spare: not two functions
+    node = nodes("n1", metrics_port=free_port(), args=("--max-kafka-clients", str(limit)))
+    assert node.metrics()["fs_bus_kafka_clients_limit"] == limit
+    for name in names[1:]:
+        client.create_function_from_bytes(wasm, configs[name], timeout=120)  # RUNNING: it got its clients
+    for name in names:
+        produce(bootstrap_servers, f"{namespace}-{name}-in", [(b"k", b"b")])
+    held = []
+    for name in names:
+        out = read_topic(bootstrap_servers, f"{namespace}-{name}-out", 2 if name == "f1" else 1, timeout=120)
+        assert out[-1].value() == b"B", (name, [m.value() for m in out])
+        held.append(node.metrics()["fs_bus_kafka_clients"])
+    assert max(held) <= limit
+    assert all(function_state(client, n).status == "RUNNING" for n in names)
+    log = node.log_path.read_text(errors="replace")
+    assert "to free Kafka clients" in log  # an idle one made room before its idle-park-ms
+    assert "thread local storage" not in log
