@@ -175,7 +175,7 @@ class Node:
         for name, entry in list(self.entries.items()):
             inst = entry.instance
             if inst is not None:
-                views.append(InstanceView(name, inst.partitions, inst.metrics.lag))
+                views.append(InstanceView(name, inst.partitions, inst.metrics.lag, parked=name in self.parking))
         return views
 
     def _fold(self, msg) -> bool:

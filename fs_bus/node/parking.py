@@ -156,6 +156,9 @@ class ParkingLot:
     def __len__(self) -> int:
         return len(self._parked)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._parked
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:

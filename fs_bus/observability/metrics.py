@@ -44,6 +44,7 @@ class InstanceView:
     function: str
     partitions: Sequence[str]  # "topic:partition" labels
     lag: dict[tuple[str, int], int]  # (topic, partition) -> records behind the high watermark
+    parked: bool = False  # idle: its Kafka clients closed, woken by the node's probe (fs_bus.node.parking)
 
 
 class _Live(Collector):
@@ -63,11 +64,16 @@ class _Live(Collector):
                                 labels=["function", "topic", "partition"])
         views = list(self._views())
         instances.add_metric([], len(views))
+        parked = GaugeMetricFamily(metric_name("instances_parked"),
+                                   "Function instances parked: idle, their Kafka clients closed until a record or a "
+                                   "call wakes them.")
+        parked.add_metric([], sum(v.parked for v in views))
         for v in views:
             assigned.add_metric([v.function], len(v.partitions))
             for (topic, partition), behind in sorted(v.lag.items()):
                 lag.add_metric([v.function, topic, str(partition)], behind)
         yield instances
+        yield parked
         yield assigned
         yield lag
         clients = GaugeMetricFamily(metric_name("kafka_clients"),

@@ -92,6 +92,8 @@ def test_functions_beyond_the_nodes_kafka_clients_wait_for_idle_ones_to_park(boo
     assert node.metrics()["fs_bus_kafka_clients_limit"] == limit
     for name in names[1:]:
         client.create_function_from_bytes(wasm, configs[name], timeout=120)  # RUNNING: it got its clients
+    # f3 holds the room for one open function: the other two made way for it
+    wait_until(lambda: node.metrics()["fs_bus_instances_parked"] == 2, 30, "f1 and f2 parked")
     for name in names:
         produce(bootstrap_servers, f"{namespace}-{name}-in", [(b"k", b"b")])
     held = []

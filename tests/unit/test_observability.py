@@ -96,7 +96,8 @@ def exposition(metrics: NodeMetrics) -> str:
 
 
 def test_a_batch_counts_records_in_and_out_per_function_and_one_latency_sample():
-    views = [InstanceView("upper", ["in:0", "in:1"], {("in", 0): 5, ("in", 1): 0})]
+    views = [InstanceView("upper", ["in:0", "in:1"], {("in", 0): 5, ("in", 1): 0}),
+             InstanceView("idle", ["quiet:0"], {}, parked=True)]
     metrics = NodeMetrics("n1", "0.1.0", views=lambda: views)
     fn = metrics.for_function("upper")
     fn.batch(3, [Emitted([(0, b"A"), (0, b"B")]), Emitted(), None], 0.002)
@@ -111,7 +112,8 @@ def test_a_batch_counts_records_in_and_out_per_function_and_one_latency_sample()
                    'fs_bus_dead_lettered_total{function="upper"} 2.0',
                    'fs_bus_batch_duration_seconds_count{function="upper"} 2.0',
                    'fs_bus_batch_duration_seconds_bucket{function="upper",le="0.0025"} 2.0',
-                   'fs_bus_instances 1.0',
+                   'fs_bus_instances 2.0',
+                   'fs_bus_instances_parked 1.0',
                    'fs_bus_partitions_assigned{function="upper"} 2.0',
                    'fs_bus_consumer_lag{function="upper",partition="0",topic="in"} 5.0',
                    'fs_bus_consumer_lag{function="upper",partition="1",topic="in"} 0.0'):
