@@ -111,13 +111,22 @@ def test_a_counter_replaced_mid_stream_under_exactly_once_counts_on_exactly(clie
     client.create_python_function("KeyCounter", [("key_counter", KEY_COUNTER)], config, timeout=120)
     wait_until(lambda: sum(holdings(client).values()) == PARTITIONS and len(holdings(client)) == 2, 90,
                "the partitions spread over two nodes")
-    sender = threading.Thread(target=versioned.send, args=(50_000,))
+    # 50 000 records flow: half before the replace, half once it returned (every node runs v2). Sent
+    # at once, the whole stream could be processed by v1 while the replace went round (it was, under load).
+    replaced = threading.Event()
+
+    def send() -> None:
+        versioned.send(25_000)
+        replaced.wait(180)
+        versioned.send(25_000)
+    sender = threading.Thread(target=send)
     sender.start()
     try:
         wait_until(lambda: versioned.read() >= 10_000, 180, "a fifth of the stream processed", interval=0.2)
         assert client.create_python_function("KeyCounter", [("key_counter", KEY_COUNTER_V2)], config, replace=True,
                                              timeout=120)
     finally:
+        replaced.set()
         sender.join()
     versioned.wait_all_answered(300)
     versioned.check_exactly_once()  # no gap, no double count: each key's counts are 1..n in order
